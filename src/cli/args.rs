@@ -1,0 +1,166 @@
+//! Raw command-line arguments (clap derive). They are checked and turned
+//! into the library's option structs once, in `cli::config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "papermap",
+    version,
+    about = "Related papers and topic reports for your own paper collection, fully offline",
+    long_about = "papermap reads your paper collection (BibTeX, RIS, CSV/TSV, JSON, arXiv/OpenAlex/Semantic \
+Scholar dumps, scraped listings), embeds title + abstract with a local model, and answers \
+\"which papers are related to this one?\" and \"what topics does my collection have?\".\n\n\
+Typical use:\n  papermap add refs.bib scopus.ris\n  papermap related \"Attention Is All You Need\"\n  \
+papermap topics\n  papermap report --out report/"
+)]
+pub struct Cli {
+    /// Library directory (created on first `add`).
+    #[arg(long, short = 'L', global = true, env = "PAPERMAP_LIBRARY", default_value = "papermap-library")]
+    pub library: PathBuf,
+
+    /// Print less (no progress bar, no per-file summary).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Embedding backend: the real model, or a deterministic hashing
+    /// embedder for tests.
+    #[arg(long, global = true, default_value = "minilm", hide = true)]
+    pub embedder: String,
+
+    /// Seconds to wait for another papermap writing the same library.
+    #[arg(long, global = true, default_value_t = 30)]
+    pub lock_wait: u64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add papers from files (format detected), embed the new ones, update the index.
+    Add(AddArgs),
+    /// Finish embedding and indexing (after `add --no-embed` or an interrupted run).
+    Embed(EmbedArgs),
+    /// Papers related to a paper (id, DOI, arXiv id, title), a free text, or a set of papers.
+    Related(RelatedArgs),
+    /// Group the library into topics and list them.
+    Topics(TopicArgs),
+    /// Write topic reports: JSON, CSV, Markdown, HTML map, per-topic BibTeX.
+    Report(ReportArgs),
+    /// Show what the library holds and whether derived files are current.
+    Status,
+    /// Verify every file of the library; with --repair, salvage a damaged one.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedOpts {
+    /// Threads for the model (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Texts per model call.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Files to read: .bib, .ris, .csv, .tsv, .json, .jsonl, listings (.txt).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Force the input format: bibtex, ris, csv, tsv, json, listing.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Stop at the first bad record of a file and store nothing from it.
+    #[arg(long)]
+    pub strict: bool,
+    /// CSV/TSV columns, e.g. "title=Article Title,abstract=Summary".
+    #[arg(long)]
+    pub columns: Option<String>,
+    /// Only ingest; embed later with `papermap embed`.
+    #[arg(long)]
+    pub no_embed: bool,
+    #[command(flatten)]
+    pub embed: EmbedOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    pub embed: EmbedOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct RelatedArgs {
+    /// A paper id, DOI, arXiv id or title, or free text. Several papers make a
+    /// reading list: "more like these".
+    pub query: Vec<String>,
+    /// "...but not like these" papers (id, DOI, arXiv id or title).
+    #[arg(long = "not", value_name = "PAPER")]
+    pub negative: Vec<String>,
+    /// Number of results.
+    #[arg(short, default_value_t = 10)]
+    pub k: usize,
+    /// dense, lexical or hybrid.
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
+    /// Weight of the dense score in hybrid mode (0..1).
+    #[arg(long, default_value_t = 0.5)]
+    pub weight: f32,
+    /// Only papers from this year on.
+    #[arg(long)]
+    pub since: Option<i32>,
+    /// Only papers up to this year.
+    #[arg(long)]
+    pub until: Option<i32>,
+    /// A file of paper ids (one per line) never to return, e.g. papers already read.
+    #[arg(long)]
+    pub exclude: Option<PathBuf>,
+    /// Batch mode: a file of queries (text lines or JSON lines); JSON lines out.
+    #[arg(long, conflicts_with = "query")]
+    pub batch: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// HNSW search breadth (large libraries only).
+    #[arg(long, default_value_t = 64)]
+    pub ef: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TopicArgs {
+    /// Number of topics (default: chosen by silhouette score).
+    #[arg(long, short)]
+    pub k: Option<usize>,
+    /// Random seed (recorded in every output).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Formats: json, csv, md, html, bibtex, or all (comma-separated).
+    #[arg(long, default_value = "all")]
+    pub format: String,
+    /// Output: a directory (several formats), or a file (one format; for
+    /// bibtex, a directory of per-topic files).
+    #[arg(long, default_value = "papermap-report")]
+    pub out: PathBuf,
+    #[arg(long, short)]
+    pub k: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Keep every intact paper of a damaged library and list the lost ones.
+    #[arg(long)]
+    pub repair: bool,
+}

@@ -1,0 +1,517 @@
+//! The command line: arguments are checked and converted once into the
+//! library's option structs (`config`), then each command calls the library
+//! and prints. Nothing here knows about files on disk beyond paths.
+
+pub mod args;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use papermap::embed::{EmbedOptions, Embedder, HashEmbedder, MiniLm, MiniLmOptions};
+use papermap::index::{HnswParams, SearchOptions, Searcher};
+use papermap::ingest::IngestOptions;
+use papermap::pipeline::{self, AddOptions, TopicOptions};
+use papermap::query::{Engine, Mode, RelatedOptions, Resolved, resolve};
+use papermap::report::{self, TopicReport};
+use papermap::store::{Library, WriteOptions, Writer};
+
+use args::{Cli, Command, EmbedOpts, RelatedArgs};
+
+/// Global settings shared by all commands.
+struct Config {
+    library: std::path::PathBuf,
+    quiet: bool,
+    embedder: String,
+    write: WriteOptions,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let cfg = Config {
+        library: cli.library.clone(),
+        quiet: cli.quiet,
+        embedder: cli.embedder.clone(),
+        write: WriteOptions {
+            lock_wait: Duration::from_secs(cli.lock_wait),
+        },
+    };
+    if !matches!(cfg.embedder.as_str(), "minilm" | "hash") {
+        bail!("unknown embedder '{}' (minilm)", cfg.embedder);
+    }
+    match cli.command {
+        Command::Add(a) => {
+            let opts = AddOptions {
+                ingest: IngestOptions {
+                    format: a.format.as_deref().map(str::parse).transpose()?,
+                    strict: a.strict,
+                    columns: a.columns.as_deref().map(str::parse).transpose()?.unwrap_or_default(),
+                },
+                embed: embed_options(&a.embed, cfg.quiet)?,
+                write: cfg.write.clone(),
+                no_embed: a.no_embed,
+                hnsw: HnswParams::default(),
+            };
+            for f in &a.files {
+                if !f.exists() {
+                    bail!("{}: no such file", f.display());
+                }
+            }
+            let mut make = embedder_factory(&cfg, &a.embed);
+            let r = pipeline::add(&cfg.library, &a.files, &opts, &mut make)?;
+            print_add(&cfg, &r)
+        }
+        Command::Embed(e) => {
+            let opts = AddOptions {
+                embed: embed_options(&e.embed, cfg.quiet)?,
+                write: cfg.write.clone(),
+                ..Default::default()
+            };
+            let mut w = Writer::open(&cfg.library, &cfg.write)?;
+            let mut make = embedder_factory(&cfg, &e.embed);
+            let (r, built) = pipeline::embed_and_index(&mut w, &opts, &mut make)?;
+            if !cfg.quiet {
+                eprintln!(
+                    "embedded {} papers in {:.1}s ({} already cached); index {}",
+                    r.embedded,
+                    r.seconds,
+                    r.cached,
+                    if built { "rebuilt" } else { "up to date" }
+                );
+            }
+            Ok(())
+        }
+        Command::Related(r) => related(&cfg, &r),
+        Command::Topics(t) => {
+            let lib = open_library(&cfg)?;
+            let report = pipeline::topics(&lib, &TopicOptions { k: t.k, seed: t.seed, ..Default::default() })?;
+            if t.json {
+                out(&serde_json::to_string_pretty(&report)?)
+            } else {
+                print_topics(&report)
+            }
+        }
+        Command::Report(r) => {
+            let lib = open_library(&cfg)?;
+            let formats = parse_formats(&r.format)?;
+            let report = pipeline::topics(&lib, &TopicOptions { k: r.k, seed: r.seed, ..Default::default() })?;
+            let single_file = formats.len() == 1 && r.out.extension().is_some();
+            let mut written = Vec::new();
+            for f in formats {
+                let target = if single_file {
+                    r.out.clone()
+                } else if f == report::Format::Bibtex {
+                    r.out.join("bibtex")
+                } else {
+                    r.out.join(format!("topics.{}", f.extension()))
+                };
+                written.extend(report::write(&report, f, lib.papers(), &target)?);
+            }
+            if !cfg.quiet {
+                eprintln!("{} topics (k={}, seed {}); wrote:", report.topics.len(), report.params.k, report.params.seed);
+                for w in &written {
+                    eprintln!("  {}", w.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Status => status(&cfg),
+        Command::Check(c) => check(&cfg, c.repair),
+    }
+}
+
+fn parse_formats(s: &str) -> Result<Vec<report::Format>> {
+    if s == "all" {
+        use report::Format::*;
+        return Ok(vec![Json, Csv, Markdown, Html, Bibtex]);
+    }
+    s.split(',').map(|f| Ok(f.trim().parse()?)).collect()
+}
+
+fn embed_options(e: &EmbedOpts, quiet: bool) -> Result<EmbedOptions> {
+    if e.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    Ok(EmbedOptions {
+        batch_size: e.batch_size,
+        progress: !quiet,
+        ..Default::default()
+    })
+}
+
+fn embedder_factory<'a>(cfg: &'a Config, e: &'a EmbedOpts) -> impl FnMut() -> papermap::Result<Box<dyn Embedder>> + 'a {
+    move || -> papermap::Result<Box<dyn Embedder>> {
+        if cfg.embedder == "hash" {
+            return Ok(Box::new(HashEmbedder::new(384)));
+        }
+        Ok(Box::new(MiniLm::load(&MiniLmOptions {
+            threads: e.threads,
+            ..Default::default()
+        })?))
+    }
+}
+
+fn open_library(cfg: &Config) -> Result<Library> {
+    if !cfg.library.join("MANIFEST.json").exists() {
+        bail!(
+            "no library at {} (add papers first: papermap add FILES, or pass --library DIR)",
+            cfg.library.display()
+        );
+    }
+    let lib = Library::open(&cfg.library)?;
+    for w in &lib.warnings {
+        eprintln!("papermap: warning: {w}");
+    }
+    let missing = pipeline::missing_vectors(&lib);
+    if missing > 0 {
+        bail!("{missing} paper(s) are not embedded yet; run `papermap embed` to finish");
+    }
+    Ok(lib)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends quietly.
+fn out(s: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    match writeln!(o, "{s}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => r.context("writing to stdout"),
+    }
+}
+
+fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
+    for w in &r.warnings {
+        eprintln!("papermap: warning: {w}");
+    }
+    if cfg.quiet {
+        return Ok(());
+    }
+    let mut s = String::new();
+    for f in &r.files {
+        for w in f.warnings.iter().take(20) {
+            eprintln!("papermap: warning: {w}");
+        }
+        if f.warnings.len() > 20 {
+            eprintln!("papermap: warning: ... and {} more in {}", f.warnings.len() - 20, f.path.display());
+        }
+        s.push_str(&format!(
+            "{} ({}): read {}, new {}, duplicate {}, updated {}, skipped {}{}\n",
+            f.path.display(),
+            f.format,
+            f.read,
+            f.new,
+            f.duplicate,
+            f.updated,
+            f.skipped,
+            if f.no_abstract > 0 { format!(" ({} without abstract, embedded from the title)", f.no_abstract) } else { String::new() }
+        ));
+    }
+    let e = &r.embed;
+    s.push_str(&format!(
+        "embedded {} papers in {:.1}s ({} already cached){}",
+        e.embedded,
+        e.seconds,
+        e.cached,
+        if e.embedded > 0 { format!(", {:.1} papers/s", e.embedded as f64 / e.seconds.max(1e-9)) } else { String::new() }
+    ));
+    s.push_str(if r.index_built { "; index rebuilt" } else { "; index up to date" });
+    eprintln!("{s}");
+    Ok(())
+}
+
+fn print_topics(r: &TopicReport) -> Result<()> {
+    let mut s = format!(
+        "{} topics in {} papers (k={} chosen by {}, seed {})\n\n",
+        r.topics.len(),
+        r.library.papers,
+        r.params.k,
+        r.params.k_chosen_by,
+        r.params.seed
+    );
+    for t in &r.topics {
+        s.push_str(&format!("[{:>2}] {}  ({} papers)\n", t.id, t.name, t.size));
+        s.push_str(&format!("     keywords: {}\n", t.keywords.join(", ")));
+        for m in t.representatives.iter().take(3) {
+            s.push_str(&format!("     - {}\n", clip(&m.title, 100)));
+        }
+        s.push('\n');
+    }
+    out(s.trim_end())
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
+    let mode: Mode = a.mode.parse()?;
+    if !(0.0..=1.0).contains(&a.weight) {
+        bail!("--weight must be between 0 and 1");
+    }
+    if a.k == 0 {
+        bail!("-k must be at least 1");
+    }
+    let lib = open_library(cfg)?;
+    let search = SearchOptions {
+        hnsw: HnswParams { ef_search: a.ef, ..Default::default() },
+        ..Default::default()
+    };
+    let engine = Engine::new(&lib, Searcher::open(&lib, &search)?);
+    let mut exclude = HashSet::new();
+    if let Some(path) = &a.exclude {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            match resolve(&lib, line.trim())? {
+                Resolved::Paper { row, .. } => {
+                    exclude.insert(row);
+                }
+                _ => eprintln!("papermap: warning: {}:{}: '{}' is not a paper in the library", path.display(), i + 1, line.trim()),
+            }
+        }
+    }
+    let opts = RelatedOptions {
+        k: a.k,
+        mode,
+        weight: a.weight,
+        year_from: a.since,
+        year_to: a.until,
+        exclude,
+    };
+    let mut model: Option<Box<dyn Embedder>> = None;
+    let embedder = cfg.embedder.clone();
+    let mut embed_text = |t: &str| -> papermap::Result<Vec<f32>> {
+        if model.is_none() {
+            model = Some(if embedder == "hash" {
+                Box::new(HashEmbedder::new(lib.dim()))
+            } else {
+                Box::new(MiniLm::load(&MiniLmOptions::default())?)
+            });
+        }
+        let m = model.as_mut().expect("model loaded");
+        Ok(m.embed(&[t])?.remove(0))
+    };
+    if let Some(batch) = &a.batch {
+        return run_batch(&lib, &engine, batch, &opts, &mut embed_text);
+    }
+    if a.query.is_empty() {
+        bail!("give a paper (id, DOI, arXiv id, title) or a text to find related papers for");
+    }
+    let q = if a.query.len() == 1 && a.negative.is_empty() {
+        resolve(&lib, &a.query[0])?
+    } else {
+        let papers = |items: &[String]| -> Result<Vec<usize>> {
+            items
+                .iter()
+                .map(|s| match resolve(&lib, s)? {
+                    Resolved::Paper { row, .. } => Ok(row),
+                    _ => bail!("'{s}' is not a paper in the library (a reading list takes paper ids, DOIs, arXiv ids or titles)"),
+                })
+                .collect()
+        };
+        Resolved::Set { positive: papers(&a.query)?, negative: papers(&a.negative)? }
+    };
+    let results = engine.related(&q, &opts, &mut embed_text)?;
+    if a.json {
+        return out(&serde_json::to_string_pretty(&json_answer(&lib, &q, &results, &opts, engine.searcher.engine()))?);
+    }
+    let head = match &q {
+        Resolved::Paper { row, matched_by } => {
+            let p = &lib.papers()[*row];
+            format!("Related to \"{}\" [{}] (matched by {matched_by})", clip(&p.title, 90), p.id)
+        }
+        Resolved::Text { text } => format!("Related to the text \"{}\"", clip(text, 90)),
+        Resolved::Set { positive, negative } => {
+            format!("Related to a reading list of {} paper(s){}", positive.len(), if negative.is_empty() { String::new() } else { format!(", not like {}", negative.len()) })
+        }
+    };
+    let mut s = format!(
+        "{head}\n{} mode, {} search over {} papers\n\n {:>2}  {:>5}  {:>5}  {:>5}  {:>4}  {:<24}  title\n",
+        a.mode,
+        engine.searcher.engine(),
+        lib.len(),
+        "#",
+        "score",
+        "dense",
+        "lex",
+        "year",
+        "id"
+    );
+    for (i, r) in results.iter().enumerate() {
+        let p = &lib.papers()[r.row];
+        s.push_str(&format!(
+            " {:>2}  {:>5.3}  {:>5.3}  {:>5.1}  {:>4}  {:<24}  {}\n",
+            i + 1,
+            r.score,
+            r.dense,
+            r.lexical,
+            p.year.map_or("-".to_string(), |y| y.to_string()),
+            clip(&p.id, 24),
+            clip(&p.title, 80)
+        ));
+        if !r.why.is_empty() {
+            s.push_str(&format!("{:>52}shared: {}\n", "", r.why.join(", ")));
+        }
+    }
+    if results.is_empty() {
+        s.push_str(" (no results: the filters exclude every paper)\n");
+    }
+    out(s.trim_end())
+}
+
+fn json_answer(lib: &Library, q: &Resolved, results: &[papermap::query::Related], opts: &RelatedOptions, engine: &str) -> serde_json::Value {
+    let paper_ref = |row: usize| {
+        let p = &lib.papers()[row];
+        serde_json::json!({"id": p.id, "title": p.title})
+    };
+    let query = match q {
+        Resolved::Paper { row, matched_by } => serde_json::json!({"kind": "paper", "paper": paper_ref(*row), "matched_by": matched_by}),
+        Resolved::Text { text } => serde_json::json!({"kind": "text", "text": text}),
+        Resolved::Set { positive, negative } => serde_json::json!({
+            "kind": "set",
+            "positive": positive.iter().map(|r| paper_ref(*r)).collect::<Vec<_>>(),
+            "negative": negative.iter().map(|r| paper_ref(*r)).collect::<Vec<_>>(),
+        }),
+    };
+    serde_json::json!({
+        "query": query,
+        "mode": opts.mode,
+        "weight": opts.weight,
+        "engine": engine,
+        "results": results.iter().enumerate().map(|(i, r)| {
+            let p = &lib.papers()[r.row];
+            serde_json::json!({
+                "rank": i + 1, "id": p.id, "title": p.title, "year": p.year, "doi": p.doi, "arxiv": p.arxiv,
+                "score": r.score, "dense": r.dense, "lexical": r.lexical, "why": r.why,
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// Batch mode: one query per line, plain text or a JSON object with
+/// `query` (or `id`), or `positive` / `negative` lists, and optional `k`.
+fn run_batch(
+    lib: &Library,
+    engine: &Engine,
+    path: &Path,
+    opts: &RelatedOptions,
+    embed_text: &mut dyn FnMut(&str) -> papermap::Result<Vec<f32>>,
+) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let answer = (|| -> Result<serde_json::Value> {
+            let mut o = opts.clone();
+            let q = if line.starts_with('{') {
+                let v: serde_json::Value = serde_json::from_str(line).context("invalid JSON")?;
+                if let Some(k) = v.get("k").and_then(|k| k.as_u64()) {
+                    o.k = k as usize;
+                }
+                let list = |key: &str| -> Result<Vec<usize>> {
+                    v.get(key)
+                        .and_then(|x| x.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|s| s.as_str())
+                                .map(|s| match resolve(lib, s)? {
+                                    Resolved::Paper { row, .. } => Ok(row),
+                                    _ => bail!("'{s}' is not a paper in the library"),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_else(|| Ok(Vec::new()))
+                };
+                if v.get("positive").is_some() {
+                    Resolved::Set { positive: list("positive")?, negative: list("negative")? }
+                } else {
+                    let s = v.get("query").or_else(|| v.get("id")).and_then(|s| s.as_str()).context("needs \"query\", \"id\" or \"positive\"")?;
+                    resolve(lib, s)?
+                }
+            } else {
+                resolve(lib, line)?
+            };
+            let r = engine.related(&q, &o, embed_text)?;
+            Ok(json_answer(lib, &q, &r, &o, engine.searcher.engine()))
+        })();
+        let v = match answer {
+            Ok(mut v) => {
+                v["line"] = serde_json::json!(i + 1);
+                v
+            }
+            Err(e) => serde_json::json!({"line": i + 1, "error": format!("{e:#}")}),
+        };
+        out(&v.to_string())?;
+    }
+    Ok(())
+}
+
+fn status(cfg: &Config) -> Result<()> {
+    if !cfg.library.join("MANIFEST.json").exists() {
+        return out(&format!("no library at {}", cfg.library.display()));
+    }
+    let lib = Library::open(&cfg.library)?;
+    let m = lib.manifest();
+    let no_abs = lib.papers().iter().filter(|p| !p.has_abstract()).count();
+    let fp = lib.fingerprint();
+    let hnsw = papermap::index::hnsw_is_current(&lib.derived_dir().join("hnsw"), &fp);
+    let topics = std::fs::read_to_string(lib.derived_dir().join("topics.json")).is_ok_and(|t| t.contains(&fp));
+    let mut s = format!(
+        "library {} (format v{}, generation {})\npapers: {} ({} without abstract)\nmodel: {}\nvectors cached: {}, missing: {}\nHNSW index: {}\ntopics: {}",
+        cfg.library.display(),
+        m.version,
+        m.generation,
+        lib.len(),
+        no_abs,
+        m.model.as_ref().map_or("none yet".into(), |m| format!("{} ({}-d)", m.id, m.dim)),
+        lib.cached_vectors(),
+        pipeline::missing_vectors(&lib),
+        if hnsw { "current" } else { "stale or absent (rebuilt by the next add/embed)" },
+        if topics { "current" } else { "not computed for this state" },
+    );
+    for w in &lib.warnings {
+        s.push_str(&format!("\nwarning: {w}"));
+    }
+    out(&s)
+}
+
+fn check(cfg: &Config, repair: bool) -> Result<()> {
+    if repair {
+        let lost = papermap::store::repair(&cfg.library, &cfg.write)?;
+        if lost.is_empty() {
+            eprintln!("papers log intact; nothing to repair");
+        } else {
+            eprintln!("rewrote the papers log without {} damaged record(s):", lost.len());
+            for l in &lost {
+                eprintln!("  {l}");
+            }
+            eprintln!("add the files they came from again to restore them");
+        }
+        // Opening a writer rewrites a damaged vector cache; derived files
+        // are checked against their stamps when next used.
+        let w = Writer::open(&cfg.library, &cfg.write)?;
+        for warn in &w.warnings {
+            eprintln!("{warn}");
+        }
+        return Ok(());
+    }
+    let lib = Library::open(&cfg.library)?;
+    let missing = pipeline::missing_vectors(&lib);
+    let mut problems = lib.warnings.clone();
+    if missing > 0 {
+        problems.push(format!("{missing} paper(s) have no vector (run `papermap embed`)"));
+    }
+    if problems.is_empty() {
+        out(&format!("ok: {} papers, {} vectors, every checksum verified", lib.len(), lib.cached_vectors()))
+    } else {
+        for p in &problems {
+            eprintln!("problem: {p}");
+        }
+        bail!("{} problem(s) found; `papermap check --repair` or `papermap embed` fixes them", problems.len())
+    }
+}

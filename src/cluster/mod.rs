@@ -1,0 +1,337 @@
+//! Topics as k-means clusters of the normalised paper vectors.
+//!
+//! linfa's k-means++ seeds the centroids (fitted on a seeded sample when the
+//! library is large: its init is O(N k^2 d) and its Lloyd steps compute one
+//! point-centroid distance at a time). Lloyd iterations over all papers then
+//! run here as a matrix multiply (`|x|^2 - 2 x.c + |c|^2`), which is what
+//! makes 100k papers fast. Everything is seeded; the same input and seed
+//! give the same topics. `ndarray` (linfa's version) stays inside this module.
+//!
+//! `choose_k` scores candidate k by silhouette on a seeded sample, computed
+//! from one Gram matrix rather than linfa's per-pair version.
+
+pub mod stable;
+
+use linfa::DatasetBase;
+use linfa::traits::Fit;
+use linfa_clustering::{KMeans, KMeansInit};
+use ndarray::{Array2, ArrayView2, Axis};
+use rand_xoshiro::Xoshiro256Plus;
+use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Options for k-means.
+#[derive(Debug, Clone)]
+pub struct KMeansOptions {
+    pub k: usize,
+    pub seed: u64,
+    /// Points linfa's k-means++ is fitted on. Default 20,000.
+    pub init_sample: usize,
+    /// Lloyd iterations over all points at most. Default 100.
+    pub max_iter: usize,
+}
+
+impl KMeansOptions {
+    pub fn new(k: usize, seed: u64) -> Self {
+        KMeansOptions {
+            k,
+            seed,
+            init_sample: 20_000,
+            max_iter: 100,
+        }
+    }
+}
+
+/// The result of k-means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clustering {
+    pub k: usize,
+    pub seed: u64,
+    /// k x dim, row-major.
+    pub centroids: Vec<f32>,
+    pub labels: Vec<usize>,
+    /// Squared Euclidean distance of each point to its centroid.
+    pub distances: Vec<f32>,
+    /// Sum of squared distances.
+    pub inertia: f64,
+    pub iterations: usize,
+}
+
+fn view(data: &[f32], dim: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((data.len() / dim, dim), data).expect("row-major matrix")
+}
+
+/// Seeded sample of `m` distinct row indices out of `n`, sorted.
+pub fn sample_rows(n: usize, m: usize, seed: u64) -> Vec<usize> {
+    if m >= n {
+        return (0..n).collect();
+    }
+    // Partial Fisher-Yates with a seeded generator.
+    let mut rng = Xoshiro256Plus::seed_from_u64(seed ^ 0x5eed);
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in 0..m {
+        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    let mut s = idx[..m].to_vec();
+    s.sort_unstable();
+    s
+}
+
+/// k-means over `data` (n x dim, row-major).
+pub fn kmeans(data: &[f32], dim: usize, opts: &KMeansOptions) -> Result<Clustering> {
+    let n = data.len() / dim.max(1);
+    if opts.k == 0 || opts.k > n {
+        return Err(Error::Invalid(format!(
+            "cannot make {} topics from {n} papers (k must be between 1 and the number of papers)",
+            opts.k
+        )));
+    }
+    let x = view(data, dim);
+    let rows = sample_rows(n, opts.init_sample.max(opts.k), opts.seed);
+    let sample = x.select(Axis(0), &rows);
+    let rng = Xoshiro256Plus::seed_from_u64(opts.seed);
+    let model = KMeans::params_with_rng(opts.k, rng)
+        .n_runs(1)
+        .init_method(KMeansInit::KMeansPlusPlus)
+        .max_n_iterations(if rows.len() == n { 300 } else { 30 })
+        .tolerance(1e-5)
+        .fit(&DatasetBase::from(sample))
+        .map_err(|e| Error::Invalid(format!("k-means failed: {e}")))?;
+    let mut centroids = model.centroids().to_owned();
+    let mut labels = vec![usize::MAX; n];
+    let mut distances = vec![0f32; n];
+    let mut iterations = 0;
+    loop {
+        let changed = assign(&x, &centroids, &mut labels, &mut distances);
+        iterations += 1;
+        if changed == 0 || iterations >= opts.max_iter {
+            break;
+        }
+        update(&x, &labels, &mut centroids);
+    }
+    let inertia = distances.iter().map(|&d| f64::from(d)).sum();
+    Ok(Clustering {
+        k: opts.k,
+        seed: opts.seed,
+        centroids: centroids.iter().copied().collect(),
+        labels,
+        distances,
+        inertia,
+        iterations,
+    })
+}
+
+/// Assigns each point to its nearest centroid with one matrix multiply per
+/// block of rows; returns how many labels changed.
+fn assign(x: &ArrayView2<f32>, c: &Array2<f32>, labels: &mut [usize], dist: &mut [f32]) -> usize {
+    let c_norm: Vec<f32> = c.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let ct = c.t();
+    let mut changed = 0;
+    const BLOCK: usize = 4096;
+    for start in (0..x.nrows()).step_by(BLOCK) {
+        let end = (start + BLOCK).min(x.nrows());
+        let xb = x.slice(ndarray::s![start..end, ..]);
+        let g = xb.dot(&ct);
+        for (i, row) in g.rows().into_iter().enumerate() {
+            let xi = xb.row(i);
+            let xn = xi.dot(&xi);
+            let (mut best, mut bd) = (0, f32::INFINITY);
+            for (j, &gij) in row.iter().enumerate() {
+                let d = xn - 2.0 * gij + c_norm[j];
+                if d < bd {
+                    bd = d;
+                    best = j;
+                }
+            }
+            let p = start + i;
+            if labels[p] != best {
+                labels[p] = best;
+                changed += 1;
+            }
+            dist[p] = bd.max(0.0);
+        }
+    }
+    changed
+}
+
+/// Moves each centroid to the mean of its points; an empty cluster keeps its
+/// centroid (it is re-seeded by k-means++ only at init).
+fn update(x: &ArrayView2<f32>, labels: &[usize], c: &mut Array2<f32>) {
+    let k = c.nrows();
+    let mut sums = Array2::<f64>::zeros(c.raw_dim());
+    let mut counts = vec![0usize; k];
+    for (i, &l) in labels.iter().enumerate() {
+        counts[l] += 1;
+        for (s, &v) in sums.row_mut(l).iter_mut().zip(x.row(i)) {
+            *s += f64::from(v);
+        }
+    }
+    for j in 0..k {
+        if counts[j] > 0 {
+            for (cv, s) in c.row_mut(j).iter_mut().zip(sums.row(j)) {
+                *cv = (*s / counts[j] as f64) as f32;
+            }
+        }
+    }
+}
+
+/// Mean silhouette of `labels` over the points `rows`, with Euclidean
+/// distances from one Gram matrix.
+pub fn silhouette(data: &[f32], dim: usize, rows: &[usize], labels: &[usize], k: usize) -> f32 {
+    let x = view(data, dim).select(Axis(0), rows);
+    let g = x.dot(&x.t());
+    let norms: Vec<f32> = (0..rows.len()).map(|i| g[[i, i]]).collect();
+    let lab: Vec<usize> = rows.iter().map(|&r| labels[r]).collect();
+    let mut sizes = vec![0usize; k];
+    for &l in &lab {
+        sizes[l] += 1;
+    }
+    let mut total = 0f64;
+    let mut sums = vec![0f64; k];
+    for i in 0..rows.len() {
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        for j in 0..rows.len() {
+            if i != j {
+                let d2 = (norms[i] + norms[j] - 2.0 * g[[i, j]]).max(0.0);
+                sums[lab[j]] += f64::from(d2.sqrt());
+            }
+        }
+        let own = lab[i];
+        if sizes[own] <= 1 {
+            continue; // silhouette of a singleton is 0
+        }
+        let a = sums[own] / (sizes[own] - 1) as f64;
+        let b = (0..k)
+            .filter(|&c| c != own && sizes[c] > 0)
+            .map(|c| sums[c] / sizes[c] as f64)
+            .fold(f64::INFINITY, f64::min);
+        if b.is_finite() {
+            total += (b - a) / a.max(b);
+        }
+    }
+    (total / rows.len() as f64) as f32
+}
+
+/// Score of one candidate k.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KScore {
+    pub k: usize,
+    pub silhouette: f32,
+}
+
+/// Candidate k for `n` papers: from 3 up to about 2 sqrt(n/2) (at most 40).
+pub fn k_candidates(n: usize) -> Vec<usize> {
+    let hi = ((2.0 * (n as f64 / 2.0).sqrt()) as usize).clamp(2, 40).min(n.saturating_sub(1).max(1));
+    let lo = 3.min(hi);
+    let step = if hi - lo > 20 { 2 } else { 1 };
+    (lo..=hi).step_by(step).collect()
+}
+
+/// Chooses k by the best silhouette over `k_candidates`, each clustering
+/// fitted on (and scored on) a seeded sample of at most 4,000 papers.
+pub fn choose_k(data: &[f32], dim: usize, seed: u64) -> Result<(usize, Vec<KScore>)> {
+    let n = data.len() / dim.max(1);
+    if n < 3 {
+        return Ok((1, Vec::new()));
+    }
+    let rows = sample_rows(n, 4_000, seed);
+    let sample: Vec<f32> = rows.iter().flat_map(|&r| data[r * dim..(r + 1) * dim].iter().copied()).collect();
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let mut scores = Vec::new();
+    for k in k_candidates(n) {
+        if k >= rows.len() {
+            break;
+        }
+        let c = kmeans(&sample, dim, &KMeansOptions::new(k, seed))?;
+        scores.push(KScore {
+            k,
+            silhouette: silhouette(&sample, dim, &all, &c.labels, k),
+        });
+    }
+    let best = scores
+        .iter()
+        .max_by(|a, b| a.silhouette.total_cmp(&b.silhouette).then(b.k.cmp(&a.k)))
+        .map_or(1, |s| s.k);
+    Ok((best, scores))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three tight groups on the unit circle (in 4-d).
+    fn blobs() -> Vec<f32> {
+        let centres = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]];
+        let mut data = Vec::new();
+        for (i, c) in centres.iter().enumerate() {
+            for j in 0..20 {
+                let e = (j as f32 - 10.0) * 0.005 + i as f32 * 0.001;
+                let mut v = vec![c[0] + e, c[1] - e, c[2] + e * 0.5, c[3] + 0.01];
+                crate::embed::normalize(&mut v);
+                data.extend(v);
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn kmeans_separates_blobs_and_is_deterministic() {
+        let d = blobs();
+        let a = kmeans(&d, 4, &KMeansOptions::new(3, 42)).unwrap();
+        let b = kmeans(&d, 4, &KMeansOptions::new(3, 42)).unwrap();
+        assert_eq!(a, b);
+        for g in 0..3 {
+            let l = a.labels[g * 20];
+            assert!(a.labels[g * 20..(g + 1) * 20].iter().all(|&x| x == l));
+        }
+        assert!(a.inertia < 0.05, "{}", a.inertia);
+        assert!(kmeans(&d, 4, &KMeansOptions::new(61, 1)).is_err());
+    }
+
+    #[test]
+    fn silhouette_prefers_the_true_k() {
+        let d = blobs();
+        let (k, scores) = choose_k(&d, 4, 7).unwrap();
+        assert_eq!(k, 3, "{scores:?}");
+    }
+
+    #[test]
+    fn sample_is_seeded_and_distinct() {
+        let a = sample_rows(1000, 50, 3);
+        assert_eq!(a, sample_rows(1000, 50, 3));
+        let mut b = a.clone();
+        b.dedup();
+        assert_eq!(b.len(), 50);
+    }
+}
+
+/// 2-D coordinates for the map: PCA (linfa-reduction) fitted on a seeded
+/// sample of at most 10,000 papers, applied to all.
+pub fn project_2d(data: &[f32], dim: usize, seed: u64) -> Result<Vec<[f32; 2]>> {
+    use linfa_reduction::Pca;
+    let n = data.len() / dim.max(1);
+    if n < 3 || dim < 2 {
+        return Ok(vec![[0.0, 0.0]; n]);
+    }
+    let rows = sample_rows(n, 10_000, seed);
+    let x = view(data, dim);
+    let sample = x.select(Axis(0), &rows).mapv(f64::from);
+    let pca = Pca::params(2)
+        .fit(&DatasetBase::from(sample))
+        .map_err(|e| Error::Invalid(format!("PCA failed: {e}")))?;
+    let comps = pca.components();
+    let mean = pca.mean();
+    Ok((0..n)
+        .map(|i| {
+            let r = x.row(i);
+            let mut out = [0f32; 2];
+            for (o, c) in out.iter_mut().zip(comps.rows()) {
+                *o = r.iter().zip(c.iter()).zip(mean.iter()).map(|((a, b), m)| (f64::from(*a) - m) * b).sum::<f64>() as f32;
+            }
+            out
+        })
+        .collect())
+}

@@ -1,0 +1,360 @@
+//! Reading paper records from the files researchers have: format detection,
+//! decoding, one parser per format, normalisation, and the hand-over to the
+//! store with a per-file summary.
+//!
+//! Parsers never fail a whole file for one bad record: they report a
+//! `Problem` with its line and go on. `--strict` turns the first problem
+//! into an error before anything from that file is stored.
+
+pub mod bibtex;
+mod csv;
+mod decode;
+mod json;
+mod listing;
+pub mod normalize;
+mod ris;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::paper::{Paper, derived_id};
+use crate::store::{Added, Writer};
+
+pub use self::csv::ColumnMap;
+
+/// Input formats papermap reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Bibtex,
+    Ris,
+    Csv,
+    Tsv,
+    /// A JSON array of objects, or one object per line (JSON lines).
+    Json,
+    /// The scraped listing of the sample corpus: title line, abstract line.
+    Listing,
+}
+
+impl FromStr for Format {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "bib" | "bibtex" | "biblatex" => Format::Bibtex,
+            "ris" => Format::Ris,
+            "csv" => Format::Csv,
+            "tsv" | "tab" => Format::Tsv,
+            "json" | "jsonl" | "ndjson" | "jsonlines" => Format::Json,
+            "listing" | "txt" | "text" => Format::Listing,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown format '{other}' (expected bibtex, ris, csv, tsv, json, listing)"
+                )));
+            }
+        })
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Bibtex => "bibtex",
+            Format::Ris => "ris",
+            Format::Csv => "csv",
+            Format::Tsv => "tsv",
+            Format::Json => "json",
+            Format::Listing => "listing",
+        })
+    }
+}
+
+/// What a parser yields: a record (with the line it starts on) or a problem.
+#[derive(Debug)]
+pub enum Parsed {
+    Record { line: u64, paper: Paper },
+    Problem { line: u64, reason: String },
+}
+
+/// Options for reading input files.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Force a format instead of detecting it.
+    pub format: Option<Format>,
+    /// Fail a file on its first bad record, storing nothing from it.
+    pub strict: bool,
+    /// CSV/TSV column names to use instead of the header synonyms.
+    pub columns: ColumnMap,
+}
+
+/// Counts for one file, printed as the ingest summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub format: String,
+    pub read: usize,
+    pub new: usize,
+    pub duplicate: usize,
+    pub updated: usize,
+    pub skipped: usize,
+    /// Records kept without an abstract (embedded from the title alone).
+    pub no_abstract: usize,
+    /// Problems and skips, each naming the file and line.
+    pub warnings: Vec<String>,
+}
+
+/// Detects the format of `path` from its extension, then its content.
+pub fn detect(path: &Path, head: &str) -> Format {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("bib" | "bibtex") => return Format::Bibtex,
+        Some("ris" | "enw" | "nbib") => return Format::Ris,
+        Some("tsv" | "tab") => return Format::Tsv,
+        Some("json" | "jsonl" | "ndjson") => return Format::Json,
+        Some("csv") => return Format::Csv,
+        _ => {}
+    }
+    sniff(head)
+}
+
+/// Content-based detection on the first few KB.
+pub fn sniff(head: &str) -> Format {
+    let t = head.trim_start_matches('\u{feff}').trim_start();
+    if t.starts_with('{') || t.starts_with('[') {
+        return Format::Json;
+    }
+    if t.lines().take(20).any(|l| {
+        let l = l.trim_start();
+        l.starts_with("TY  -") || l.starts_with("TY -")
+    }) {
+        return Format::Ris;
+    }
+    if t.lines().any(|l| {
+        let l = l.trim_start().to_ascii_lowercase();
+        ["@article", "@inproceedings", "@misc", "@book", "@incollection", "@techreport", "@phdthesis", "@string", "@preamble", "@comment", "@online", "@unpublished", "@mastersthesis", "@conference", "@report", "@thesis", "@inbook", "@proceedings", "@manual", "@software", "@dataset", "@electronic"]
+            .iter()
+            .any(|k| l.starts_with(k))
+    }) {
+        return Format::Bibtex;
+    }
+    if let Some(first) = t.lines().next() {
+        let lower = first.to_ascii_lowercase();
+        if lower.contains("title") {
+            if first.contains('\t') {
+                return Format::Tsv;
+            }
+            if first.contains(',') || first.contains(';') {
+                return Format::Csv;
+            }
+        }
+    }
+    Format::Listing
+}
+
+/// Parses one file, calling `sink` for every record and problem.
+pub fn parse_file(
+    path: &Path,
+    opts: &IngestOptions,
+    sink: &mut dyn FnMut(Parsed),
+) -> Result<Format> {
+    let mut src = decode::Source::open(path)?;
+    let format = opts.format.unwrap_or_else(|| detect(path, src.head()));
+    if let Some(note) = src.note() {
+        sink(Parsed::Problem {
+            line: 0,
+            reason: note.to_string(),
+        });
+    }
+    match format {
+        Format::Json => json::parse(&mut src, sink)?,
+        Format::Bibtex => bibtex::parse(&src.read_all()?, sink),
+        Format::Ris => ris::parse(&src.read_all()?, sink),
+        Format::Csv => csv::parse(&src.read_all()?, b',', &opts.columns, sink)?,
+        Format::Tsv => csv::parse(&src.read_all()?, b'\t', &opts.columns, sink)?,
+        Format::Listing => listing::parse(&src.read_all()?, sink),
+    }
+    Ok(format)
+}
+
+/// Finishes a parsed record: clean text, ids, and a verdict.
+fn finish(mut p: Paper) -> std::result::Result<Paper, &'static str> {
+    p.title = normalize::clean_text(&p.title);
+    p.title = p.title.trim_end_matches(['.', ' ']).to_string();
+    p.abs = normalize::clean_abstract(&p.abs);
+    if p.title.is_empty() {
+        return Err(if p.abs.is_empty() {
+            "record has neither title nor abstract"
+        } else {
+            "record has an abstract but no title"
+        });
+    }
+    p.doi = p.doi.as_deref().and_then(normalize::clean_doi);
+    p.arxiv = p.arxiv.as_deref().and_then(normalize::clean_arxiv);
+    if p.arxiv.is_none() {
+        // arXiv DOIs (10.48550/arXiv.2003.02234) and URLs name the arXiv id.
+        p.arxiv = [p.doi.as_deref(), p.url.as_deref()]
+            .into_iter()
+            .flatten()
+            .find_map(|s| {
+                let lower = s.to_ascii_lowercase();
+                lower
+                    .find("arxiv.")
+                    .map(|i| &s[i + 6..])
+                    .or_else(|| lower.find("arxiv.org/abs/").map(|i| &s[i + 14..]))
+                    .and_then(normalize::clean_arxiv)
+            });
+    }
+    if p.year.is_none() {
+        p.year = p.arxiv.as_deref().and_then(year_from_arxiv);
+    }
+    p.authors = p
+        .authors
+        .iter()
+        .map(|a| normalize::clean_text(a))
+        .filter(|a| !a.is_empty())
+        .collect();
+    p.venue = p.venue.map(|v| normalize::clean_text(&v)).filter(|v| !v.is_empty());
+    p.id = normalize::collapse_ws(&p.id);
+    if p.id.is_empty() {
+        p.id = p.arxiv.clone().unwrap_or_else(|| derived_id(&p.title));
+    }
+    Ok(p)
+}
+
+/// New-style arXiv ids start with YYMM.
+fn year_from_arxiv(id: &str) -> Option<i32> {
+    let yy: i32 = id.get(..2)?.parse().ok()?;
+    (id.as_bytes().get(4) == Some(&b'.')).then_some(if yy >= 91 { 1900 + yy } else { 2000 + yy })
+}
+
+/// Reads `paths` into the library. Returns one report per file.
+pub fn ingest(
+    writer: &mut Writer,
+    paths: &[PathBuf],
+    opts: &IngestOptions,
+) -> Result<Vec<FileReport>> {
+    let mut reports = Vec::with_capacity(paths.len());
+    for path in paths {
+        if opts.strict {
+            let mut first: Option<(u64, String)> = None;
+            parse_file(path, opts, &mut |p| {
+                if first.is_some() {
+                    return;
+                }
+                match p {
+                    Parsed::Problem { line, reason } => first = Some((line, reason)),
+                    Parsed::Record { line, paper } => {
+                        if let Err(reason) = finish(paper) {
+                            first = Some((line, reason.to_string()));
+                        }
+                    }
+                }
+            })?;
+            if let Some((line, reason)) = first {
+                return Err(Error::Parse {
+                    path: path.clone(),
+                    line,
+                    reason: format!("{reason} (--strict: nothing from this file was stored)"),
+                });
+            }
+        }
+        let mut report = FileReport {
+            path: path.clone(),
+            ..Default::default()
+        };
+        let mut failure: Option<Error> = None;
+        let display = path.display().to_string();
+        let format = parse_file(path, opts, &mut |parsed| {
+            if failure.is_some() {
+                return;
+            }
+            match parsed {
+                Parsed::Problem { line, reason } => {
+                    report.warnings.push(location(&display, line, &reason));
+                    if line > 0 {
+                        report.read += 1;
+                        report.skipped += 1;
+                    }
+                }
+                Parsed::Record { line, mut paper } => {
+                    report.read += 1;
+                    paper.source = format!("{display}:{line}");
+                    match finish(paper) {
+                        Err(reason) => {
+                            report.skipped += 1;
+                            report.warnings.push(location(&display, line, reason));
+                        }
+                        Ok(paper) => {
+                            let no_abs = !paper.has_abstract();
+                            match writer.add_paper(paper) {
+                                Ok(Added::New(_)) => {
+                                    report.new += 1;
+                                    report.no_abstract += usize::from(no_abs);
+                                }
+                                Ok(Added::Duplicate(_)) => report.duplicate += 1,
+                                Ok(Added::Updated(_)) => report.updated += 1,
+                                Err(e) => failure = Some(e),
+                            }
+                            // Large files commit as they go: a crash loses at
+                            // most one chunk, and a re-run skips what is stored.
+                            if failure.is_none() && report.read % 20_000 == 0 {
+                                if let Err(e) = writer.commit() {
+                                    failure = Some(e);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        writer.commit()?;
+        report.format = format.to_string();
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn location(file: &str, line: u64, reason: &str) -> String {
+    if line == 0 {
+        format!("{file}: {reason}")
+    } else {
+        format!("{file}:{line}: {reason}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_recognises_each_format() {
+        assert_eq!(sniff("\u{feff}TY  - JOUR\nTI  - x"), Format::Ris);
+        assert_eq!(sniff("% comment\n@Article{key,\n"), Format::Bibtex);
+        assert_eq!(sniff("[{\"title\": 1}]"), Format::Json);
+        assert_eq!(sniff("{\"title\": 1}\n{\"title\": 2}"), Format::Json);
+        assert_eq!(sniff("Title,Abstract\nA,B"), Format::Csv);
+        assert_eq!(sniff("id\ttitle\n1\tA"), Format::Tsv);
+        assert_eq!(sniff("new\n\nSome Title\n\nSome abstract"), Format::Listing);
+    }
+
+    #[test]
+    fn finish_cleans_and_derives_ids() {
+        let p = finish(Paper {
+            title: "{Deep} Learning.".into(),
+            doi: Some("https://doi.org/10.48550/arXiv.2003.02234".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.title, "Deep Learning");
+        assert_eq!(p.arxiv.as_deref(), Some("2003.02234"));
+        assert_eq!(p.year, Some(2020));
+        assert_eq!(p.id, "2003.02234");
+        assert!(finish(Paper::default()).is_err());
+    }
+}

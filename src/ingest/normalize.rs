@@ -1,0 +1,562 @@
+//! Turning field values from any format into clean plain text: LaTeX markup
+//! and accents, HTML/JATS tags and entities, hard line breaks, publisher
+//! copyright tails, DOI and arXiv id forms.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Collapses every run of whitespace (including hard line breaks) to one space.
+pub fn collapse_ws(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Plain text of a title or abstract from any source: tags stripped, entities
+/// decoded, LaTeX turned into Unicode, whitespace collapsed.
+pub fn clean_text(s: &str) -> String {
+    let s = if s.contains('<') || s.contains('&') {
+        strip_html(s)
+    } else {
+        s.to_string()
+    };
+    let s = if s.contains(['\\', '{', '$', '~']) {
+        latex_to_text(&s)
+    } else {
+        s
+    };
+    collapse_ws(&s).nfc().collect()
+}
+
+/// An abstract: `clean_text` plus removal of publisher copyright tails
+/// ("© 2021 Elsevier B.V. All rights reserved.") and leading "Abstract" labels.
+pub fn clean_abstract(s: &str) -> String {
+    let mut t = clean_text(s);
+    for label in ["Abstract:", "Abstract.", "ABSTRACT:", "ABSTRACT", "Abstract "] {
+        if let Some(rest) = t.strip_prefix(label) {
+            t = rest.trim_start().to_string();
+            break;
+        }
+    }
+    strip_copyright(&t)
+}
+
+/// Removes a trailing copyright notice. Only notices at the end are cut, and
+/// only from their start marker (©, (c) YEAR, "Copyright"), so an abstract
+/// that merely discusses copyright keeps its text.
+pub fn strip_copyright(s: &str) -> String {
+    let mut cut = s.len();
+    let lower = s.to_lowercase();
+    let markers = ["©", "(c) 19", "(c) 20", "copyright ", "copyright©"];
+    for m in markers {
+        if let Some(pos) = lower.rfind(m) {
+            // lowercasing can shift byte offsets for non-ASCII; only trust
+            // positions that are char boundaries in the original too.
+            if pos < cut && s.is_char_boundary(pos) && is_tail(&s[pos..]) {
+                cut = pos;
+            }
+        }
+    }
+    let kept = s[..cut].trim_end();
+    // A notice that was the whole "abstract" leaves nothing: keep nothing.
+    kept.to_string()
+}
+
+/// True when text from a copyright marker to the end looks like a notice,
+/// not a sentence of the abstract: short, and naming a year or rights.
+fn is_tail(t: &str) -> bool {
+    let lower = t.to_lowercase();
+    t.len() <= 400
+        && (lower.contains("rights reserved")
+            || lower.contains("licen")
+            || lower.contains("published")
+            || lower.contains("publishing")
+            || lower.contains("author")
+            || lower.chars().filter(char::is_ascii_digit).count() >= 4)
+}
+
+/// Strips HTML/XML tags (JATS `<jats:p>`, `<i>`, `<sub>`) and decodes entities.
+pub fn strip_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '<' {
+            // A tag is `<` followed by a letter, `/` or `!` and closed by `>`
+            // within a short distance; otherwise it is a less-than sign.
+            let rest = &s[i + 1..];
+            let looks_tag = rest
+                .chars()
+                .next()
+                .is_some_and(|n| n.is_ascii_alphabetic() || n == '/' || n == '!');
+            if let (true, Some(end)) = (looks_tag, rest.find('>').filter(|e| *e < 200)) {
+                let tag = rest[..end].trim_start_matches('/').to_ascii_lowercase();
+                let block = ["p", "br", "div", "li", "jats:p", "jats:title", "title", "sec", "jats:sec"]
+                    .iter()
+                    .any(|b| tag == *b || tag.starts_with(&format!("{b} ")));
+                if block {
+                    out.push(' ');
+                }
+                while let Some(&(j, _)) = chars.peek() {
+                    if j > i + end {
+                        break;
+                    }
+                    chars.next();
+                }
+                continue;
+            }
+            out.push(c);
+        } else if c == '&' {
+            let rest = &s[i..];
+            if let Some(end) = rest.find(';').filter(|e| *e <= 10) {
+                if let Some(decoded) = decode_entity(&rest[1..end]) {
+                    out.push(decoded);
+                    for _ in 0..rest[..end].chars().count() {
+                        chars.next();
+                    }
+                    continue;
+                }
+            }
+            out.push(c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn decode_entity(name: &str) -> Option<char> {
+    if let Some(num) = name.strip_prefix('#') {
+        let code = if let Some(hex) = num.strip_prefix(['x', 'X']) {
+            u32::from_str_radix(hex, 16).ok()?
+        } else {
+            num.parse().ok()?
+        };
+        return char::from_u32(code);
+    }
+    Some(match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => ' ',
+        "ndash" => '–',
+        "mdash" => '—',
+        "hellip" => '…',
+        "lsquo" => '‘',
+        "rsquo" => '’',
+        "ldquo" => '“',
+        "rdquo" => '”',
+        "copy" => '©',
+        "reg" => '®',
+        "deg" => '°',
+        "times" => '×',
+        "plusmn" => '±',
+        "alpha" => 'α',
+        "beta" => 'β',
+        "gamma" => 'γ',
+        "delta" => 'δ',
+        "mu" => 'μ',
+        "sigma" => 'σ',
+        "lambda" => 'λ',
+        _ => return None,
+    })
+}
+
+/// Combining mark for a LaTeX accent command.
+fn accent_mark(cmd: &str) -> Option<char> {
+    Some(match cmd {
+        "'" => '\u{0301}',
+        "`" => '\u{0300}',
+        "^" => '\u{0302}',
+        "\"" => '\u{0308}',
+        "~" => '\u{0303}',
+        "=" => '\u{0304}',
+        "." => '\u{0307}',
+        "u" => '\u{0306}',
+        "v" => '\u{030C}',
+        "H" => '\u{030B}',
+        "c" => '\u{0327}',
+        "k" => '\u{0328}',
+        "r" => '\u{030A}',
+        "d" => '\u{0323}',
+        "b" => '\u{0331}',
+        _ => return None,
+    })
+}
+
+/// Replacement text for a LaTeX command without arguments.
+fn symbol(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "ss" => "ß",
+        "o" => "ø",
+        "O" => "Ø",
+        "ae" => "æ",
+        "AE" => "Æ",
+        "oe" => "œ",
+        "OE" => "Œ",
+        "aa" => "å",
+        "AA" => "Å",
+        "l" => "ł",
+        "L" => "Ł",
+        "i" => "ı",
+        "j" => "ȷ",
+        "&" => "&",
+        "%" => "%",
+        "$" => "$",
+        "_" => "_",
+        "#" => "#",
+        "{" => "{",
+        "}" => "}",
+        " " => " ",
+        "," | ";" | ":" | "!" | "quad" | "qquad" => " ",
+        "\\" | "newline" | "par" => " ",
+        "textbackslash" => "\\",
+        "textbar" => "|",
+        "textasciicircum" => "^",
+        "textasciitilde" => "~",
+        "textgreater" => ">",
+        "textless" => "<",
+        "textendash" => "–",
+        "textemdash" => "—",
+        "textquoteright" => "’",
+        "textquoteleft" => "‘",
+        "textregistered" => "®",
+        "copyright" | "textcopyright" => "©",
+        "ldots" | "dots" | "cdots" => "…",
+        "LaTeX" => "LaTeX",
+        "TeX" => "TeX",
+        "alpha" => "α",
+        "beta" => "β",
+        "gamma" => "γ",
+        "Gamma" => "Γ",
+        "delta" => "δ",
+        "Delta" => "Δ",
+        "epsilon" | "varepsilon" => "ε",
+        "zeta" => "ζ",
+        "eta" => "η",
+        "theta" => "θ",
+        "Theta" => "Θ",
+        "kappa" => "κ",
+        "lambda" => "λ",
+        "Lambda" => "Λ",
+        "mu" => "μ",
+        "nu" => "ν",
+        "xi" => "ξ",
+        "pi" => "π",
+        "Pi" => "Π",
+        "rho" => "ρ",
+        "sigma" => "σ",
+        "Sigma" => "Σ",
+        "tau" => "τ",
+        "phi" | "varphi" => "φ",
+        "Phi" => "Φ",
+        "chi" => "χ",
+        "psi" => "ψ",
+        "Psi" => "Ψ",
+        "omega" => "ω",
+        "Omega" => "Ω",
+        "ell" => "ℓ",
+        "infty" => "∞",
+        "times" => "×",
+        "cdot" => "·",
+        "pm" => "±",
+        "leq" | "le" => "≤",
+        "geq" | "ge" => "≥",
+        "neq" | "ne" => "≠",
+        "approx" => "≈",
+        "sim" => "~",
+        "to" | "rightarrow" => "→",
+        "leftarrow" => "←",
+        "in" => "∈",
+        "sum" => "∑",
+        "prod" => "∏",
+        "partial" => "∂",
+        "nabla" => "∇",
+        "sqrt" => "√",
+        "log" => "log",
+        "exp" => "exp",
+        "max" => "max",
+        "min" => "min",
+        _ => return None,
+    })
+}
+
+/// Commands whose braced argument is kept as text (formatting only).
+fn is_wrapper(cmd: &str) -> bool {
+    matches!(
+        cmd,
+        "emph" | "textit" | "textbf" | "textrm" | "textsf" | "texttt" | "textsc" | "textup"
+            | "textmd" | "textnormal" | "mathrm" | "mathbf" | "mathit" | "mathsf" | "mathtt"
+            | "mathcal" | "mathbb" | "mathfrak" | "boldsymbol" | "bm" | "text" | "mbox"
+            | "hbox" | "url" | "href" | "uline" | "underline" | "em" | "it" | "bf" | "rm"
+            | "sc" | "tt" | "sf" | "operatorname" | "textsuperscript" | "textsubscript"
+            | "noopsort" | "ensuremath" | "protect" | "nolinkurl" | "enquote"
+    )
+}
+
+/// LaTeX to plain Unicode text. Unknown commands keep their argument text
+/// and lose their name; braces, `$` and `~` disappear.
+pub fn latex_to_text(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' if i + 1 < chars.len() => {
+                let (cmd, next) = read_command(&chars, i + 1);
+                if let Some(mark) = accent_mark(&cmd) {
+                    // \'e, \'{e}, \' e, {\'e}; \c{c}; also \'\i
+                    let (base, after) = accent_base(&chars, next);
+                    out.push_str(&base);
+                    out.push(mark);
+                    i = after;
+                    continue;
+                }
+                if let Some(sym) = symbol(&cmd) {
+                    out.push_str(sym);
+                    // `\ldots and` keeps a word space; `{\ss}` has none.
+                    if next > i + 1 + cmd.len() && next < chars.len() && chars[next] != '}' {
+                        out.push(' ');
+                    }
+                    i = next;
+                    if chars.get(i) == Some(&'{') && chars.get(i + 1) == Some(&'}') {
+                        i += 2;
+                    }
+                    continue;
+                }
+                if cmd == "href" {
+                    // \href{url}{text}: keep the text only.
+                    let after_url = skip_group(&chars, next);
+                    i = after_url;
+                    continue;
+                }
+                if is_wrapper(&cmd) || cmd.chars().all(|c| c.is_ascii_alphabetic()) {
+                    // Drop the command name; its argument (if any) is read as
+                    // ordinary text by the loop.
+                    i = next;
+                    while chars.get(i) == Some(&' ') && chars.get(i + 1) == Some(&'{') {
+                        i += 1;
+                    }
+                    continue;
+                }
+                // An escaped character we do not know: keep the character.
+                out.push_str(&cmd);
+                i = next;
+            }
+            '{' | '}' | '$' => i += 1,
+            '~' => {
+                out.push(' ');
+                i += 1;
+            }
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                if chars.get(i + 2) == Some(&'-') {
+                    out.push('—');
+                    i += 3;
+                } else {
+                    out.push('–');
+                    i += 2;
+                }
+            }
+            '`' if chars.get(i + 1) == Some(&'`') => {
+                out.push('“');
+                i += 2;
+            }
+            '\'' if chars.get(i + 1) == Some(&'\'') => {
+                out.push('”');
+                i += 2;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Reads a command name after a backslash: letters, or one other character.
+/// Returns the name and the position after it and after any spaces a letter
+/// command swallows.
+fn read_command(chars: &[char], start: usize) -> (String, usize) {
+    let mut end = start;
+    while end < chars.len() && chars[end].is_ascii_alphabetic() {
+        end += 1;
+    }
+    if end == start {
+        return (chars[start].to_string(), start + 1);
+    }
+    let mut next = end;
+    while next < chars.len() && chars[next] == ' ' {
+        next += 1;
+    }
+    (chars[start..end].iter().collect(), next)
+}
+
+/// The base letter of an accent: `{e}`, `e`, `{\i}`, `\i`.
+fn accent_base(chars: &[char], at: usize) -> (String, usize) {
+    let mut i = at;
+    while chars.get(i) == Some(&' ') {
+        i += 1;
+    }
+    let braced = chars.get(i) == Some(&'{');
+    if braced {
+        i += 1;
+    }
+    let mut base = String::new();
+    if chars.get(i) == Some(&'\\') {
+        let (cmd, next) = read_command(chars, i + 1);
+        base.push_str(match cmd.as_str() {
+            "i" => "i",
+            "j" => "j",
+            other => symbol(other).unwrap_or(""),
+        });
+        i = next;
+    } else if let Some(&c) = chars.get(i) {
+        base.push(c);
+        i += 1;
+    }
+    if braced && chars.get(i) == Some(&'}') {
+        i += 1;
+    }
+    (base, i)
+}
+
+fn skip_group(chars: &[char], at: usize) -> usize {
+    if chars.get(at) != Some(&'{') {
+        return at;
+    }
+    let mut depth = 0;
+    for (k, &c) in chars.iter().enumerate().skip(at) {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return k + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    chars.len()
+}
+
+/// A bare lower-case DOI from `10.x/...`, `doi:10...` or a doi.org URL.
+pub fn clean_doi(s: &str) -> Option<String> {
+    let s = s.trim();
+    let start = s.find("10.")?;
+    let doi = s[start..].trim_end_matches(['.', ',', ';']).trim();
+    (doi.contains('/') && doi.len() > 6).then(|| doi.to_lowercase())
+}
+
+/// A bare arXiv id without version from ids, `arXiv:` forms and abs/pdf URLs:
+/// `2101.00001`, `hep-th/9901001`.
+pub fn clean_arxiv(s: &str) -> Option<String> {
+    let mut s = s.trim();
+    for p in ["https://", "http://", "arxiv.org/abs/", "arxiv.org/pdf/", "export.", "www."] {
+        if let Some(rest) = s.strip_prefix(p) {
+            s = rest;
+        }
+    }
+    for p in ["arxiv.org/abs/", "arxiv.org/pdf/", "arXiv:", "arxiv:"] {
+        if let Some(rest) = s.strip_prefix(p) {
+            s = rest;
+        }
+    }
+    let s = s.trim_end_matches(".pdf");
+    let s = strip_version(s);
+    let is_new = {
+        let (a, b) = s.split_once('.').unwrap_or(("", ""));
+        a.len() == 4
+            && a.chars().all(|c| c.is_ascii_digit())
+            && (4..=5).contains(&b.len())
+            && b.chars().all(|c| c.is_ascii_digit())
+    };
+    let is_old = s.split_once('/').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && a.chars().all(|c| c.is_ascii_alphabetic() || c == '-' || c == '.')
+            && b.len() == 7
+            && b.chars().all(|c| c.is_ascii_digit())
+    });
+    (is_new || is_old).then(|| s.to_string())
+}
+
+fn strip_version(s: &str) -> &str {
+    if let Some(pos) = s.rfind('v') {
+        let tail = &s[pos + 1..];
+        if pos > 0 && !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()) {
+            return &s[..pos];
+        }
+    }
+    s
+}
+
+/// The first plausible four-digit year (1800..=2100) in a date-ish string.
+pub fn parse_year(s: &str) -> Option<i32> {
+    let b = s.as_bytes();
+    (0..b.len().saturating_sub(3)).find_map(|i| {
+        let w = &b[i..i + 4];
+        let boundary_before = i == 0 || !b[i - 1].is_ascii_digit();
+        let boundary_after = i + 4 == b.len() || !b[i + 4].is_ascii_digit();
+        if boundary_before && boundary_after && w.iter().all(u8::is_ascii_digit) {
+            let y: i32 = std::str::from_utf8(w).ok()?.parse().ok()?;
+            (1800..=2100).contains(&y).then_some(y)
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latex_accents_and_commands_become_unicode() {
+        assert_eq!(clean_text(r#"Gro{\ss}berger and Bal\'azs"#), "Großberger and Balázs");
+        assert_eq!(clean_text(r#"{\'E}cole, \c{c}a, \v{S}koda, {\"o}"#), "École, ça, Škoda, ö");
+        assert_eq!(clean_text(r#"Na\"{\i}ve \emph{deep} nets"#), "Naïve deep nets");
+        assert_eq!(
+            clean_text(r"{UMAP}: {Uniform} {Manifold} Approximation"),
+            "UMAP: Uniform Manifold Approximation"
+        );
+        assert_eq!(clean_text(r"68.2\% top-1 \& 10\$ at $\alpha$-level"), "68.2% top-1 & 10$ at α-level");
+        assert_eq!(clean_text("pages 1--10 and so---on"), "pages 1–10 and so—on");
+        assert_eq!(clean_text(r"\textbackslash{}n and a\_b"), r"\n and a_b");
+    }
+
+    #[test]
+    fn html_tags_and_entities_are_removed() {
+        assert_eq!(
+            clean_text("<jats:p>Deep &amp; wide <i>nets</i> for x&lt;y &#x3b1;</jats:p>"),
+            "Deep & wide nets for x<y α"
+        );
+        assert_eq!(clean_text("if a < b and c > d"), "if a < b and c > d");
+    }
+
+    #[test]
+    fn copyright_tails_are_cut() {
+        assert_eq!(
+            clean_abstract("We study X. © 2021 Elsevier B.V. All rights reserved."),
+            "We study X."
+        );
+        assert_eq!(
+            clean_abstract("We study Y. © 2021, The Author(s), under exclusive license to Springer Nature."),
+            "We study Y."
+        );
+        assert_eq!(
+            clean_abstract("Copyright law shapes how models are trained on text."),
+            "Copyright law shapes how models are trained on text."
+        );
+    }
+
+    #[test]
+    fn ids_are_normalised() {
+        assert_eq!(clean_arxiv("http://arxiv.org/abs/2003.02234v3").as_deref(), Some("2003.02234"));
+        assert_eq!(clean_arxiv("arXiv:hep-th/9901001v1").as_deref(), Some("hep-th/9901001"));
+        assert_eq!(clean_arxiv("0704.0001").as_deref(), Some("0704.0001"));
+        assert_eq!(clean_arxiv("W1234"), None);
+        assert_eq!(clean_doi("https://doi.org/10.1103/PhysRevD.76.013009").as_deref(), Some("10.1103/physrevd.76.013009"));
+        assert_eq!(parse_year("Mon, 2 Apr 2007 19:18:42 GMT"), Some(2007));
+        assert_eq!(parse_year("12345"), None);
+    }
+}

@@ -1,0 +1,162 @@
+//! Naming topics: class-based TF-IDF keywords (unigrams and bigrams, stop
+//! words removed, near-duplicates dropped), a short name from the top terms,
+//! and the most representative papers (closest to the centroid).
+
+use std::collections::HashMap;
+
+use crate::paper::Paper;
+use crate::text::{self, is_stop_word, stem};
+
+/// Terms and adjacent-pair bigrams of one text. A bigram never spans a stop
+/// word ("networks for molecules" gives no "network molecule").
+pub fn grams(s: &str) -> Vec<String> {
+    let words: Vec<String> = text::words(s).collect();
+    let mut out = Vec::new();
+    let mut prev: Option<String> = None;
+    for w in words {
+        if w.chars().count() < 2 || is_stop_word(&w) || w.chars().all(|c| c.is_ascii_digit() || c == '-') {
+            prev = None;
+            continue;
+        }
+        let t = stem(&w);
+        if let Some(p) = &prev {
+            if *p != t {
+                out.push(format!("{p} {t}"));
+            }
+        }
+        out.push(t.clone());
+        prev = Some(t);
+    }
+    out
+}
+
+/// Keywords of each cluster by c-TF-IDF (as in BERTopic):
+/// `tf(t, c) / |c| * ln(1 + A / f(t))`, A = mean terms per cluster,
+/// f(t) = frequency of t over all clusters. Bigrams need two occurrences.
+pub fn keywords(papers: &[Paper], labels: &[usize], k: usize, per_topic: usize) -> Vec<Vec<String>> {
+    let mut tf: Vec<HashMap<String, f64>> = vec![HashMap::new(); k];
+    for (p, &l) in papers.iter().zip(labels) {
+        let mut text = p.title.clone();
+        text.push_str(". ");
+        text.push_str(&p.abs);
+        for g in grams(&text) {
+            *tf[l].entry(g).or_default() += 1.0;
+        }
+    }
+    let mut total: HashMap<&str, f64> = HashMap::new();
+    for m in &tf {
+        for (t, n) in m {
+            *total.entry(t.as_str()).or_default() += n;
+        }
+    }
+    let sizes: Vec<f64> = tf.iter().map(|m| m.values().sum()).collect();
+    let avg = sizes.iter().sum::<f64>() / k.max(1) as f64;
+    tf.iter()
+        .zip(&sizes)
+        .map(|(m, &size)| {
+            let mut scored: Vec<(f64, &String)> = m
+                .iter()
+                .filter(|(t, n)| !t.contains(' ') || **n >= 2.0)
+                .map(|(t, n)| (n / size.max(1.0) * (1.0 + avg / total[t.as_str()]).ln(), t))
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+            pick_distinct(scored.into_iter().map(|(_, t)| t.as_str()), per_topic)
+        })
+        .collect()
+}
+
+/// Takes terms in order, dropping near-duplicates: a unigram already inside
+/// a chosen bigram, a bigram whose words are both chosen, and terms sharing a
+/// long common prefix with a chosen one ("optim" / "optimization").
+fn pick_distinct<'a>(terms: impl Iterator<Item = &'a str>, n: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in terms {
+        if out.len() >= n {
+            break;
+        }
+        let words: Vec<&str> = t.split(' ').collect();
+        let dup = out.iter().any(|o| {
+            let ow: Vec<&str> = o.split(' ').collect();
+            if words.len() == 1 {
+                ow.iter().any(|w| near(w, t))
+            } else {
+                words.iter().all(|w| out.iter().any(|o2| o2.split(' ').any(|x| near(x, w))))
+                    || (ow.len() == 2 && ow == words)
+            }
+        });
+        if dup {
+            continue;
+        }
+        // A new bigram absorbs the unigrams it contains.
+        if words.len() == 2 {
+            out.retain(|o| o.contains(' ') || !words.iter().any(|w| near(w, o)));
+        }
+        out.push(t.to_string());
+    }
+    out
+}
+
+fn near(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    common >= 6 && common * 10 >= a.chars().count().min(b.chars().count()) * 8
+}
+
+/// A short name from the top keywords: up to three, joined.
+pub fn name(keywords: &[String]) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for k in keywords {
+        if parts.len() >= 3 {
+            break;
+        }
+        parts.push(k);
+    }
+    if parts.is_empty() {
+        "untitled".into()
+    } else {
+        parts.join(" / ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(t: &str, a: &str) -> Paper {
+        Paper {
+            title: t.into(),
+            abs: a.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn grams_skip_stop_words() {
+        assert_eq!(
+            grams("Graph networks for molecules"),
+            vec!["graph", "graph network", "network", "molecule"]
+        );
+    }
+
+    #[test]
+    fn ctfidf_picks_distinctive_terms_without_duplicates() {
+        let papers = vec![
+            p("Diffusion models for images", "Denoising diffusion models generate images."),
+            p("Faster diffusion models", "Sampling diffusion models with fewer steps."),
+            p("Graph neural networks", "Message passing in graph neural networks."),
+            p("Graph neural networks for chemistry", "Graph neural networks on molecules."),
+        ];
+        let kw = keywords(&papers, &[0, 0, 1, 1], 2, 3);
+        assert_eq!(kw[0][0], "diffusion model", "{kw:?}");
+        assert!(!kw[0].contains(&"diffusion".to_string()), "{kw:?}");
+        assert!(kw[1][0].starts_with("graph neural") || kw[1][0].starts_with("neural network"), "{kw:?}");
+    }
+
+    #[test]
+    fn near_duplicates_are_dropped() {
+        let got = pick_distinct(["optimization", "optimizer", "loss", "loss landscape"].into_iter(), 5);
+        assert_eq!(got, vec!["optimization", "loss landscape"]);
+    }
+}

@@ -1,0 +1,38 @@
+//! papermap: related papers and topic reports for your own paper collection,
+//! fully offline.
+//!
+//! The pipeline, one module per stage, data flowing one way:
+//!
+//! ```text
+//! files -> ingest -> store -> embed -> index -> cluster -> label -> report
+//!                      \________________________-> query (related papers)
+//! ```
+//!
+//! - [`ingest`] reads BibTeX, RIS, CSV/TSV, JSON/JSON lines and scraped listings
+//!   into [`paper::Paper`] records, cleaned and deduplicated.
+//! - [`store`] owns the library directory: append-only logs with checksums,
+//!   a versioned manifest written atomically, a writer lock.
+//! - [`embed`] turns `title. abstract` into vectors with a local model
+//!   (all-MiniLM-L6-v2 through fastembed/ONNX Runtime), cached by content.
+//! - [`index`] answers nearest-neighbour queries: exact over a flat matrix,
+//!   or HNSW (hnsw_rs) for large libraries, persisted as a derived file.
+//! - [`lexical`] is the BM25 side of hybrid relevance.
+//! - [`cluster`] groups papers into topics with k-means (linfa); [`label`]
+//!   names them; [`report`] renders the result.
+//! - [`query`] answers "related papers" for a paper, a text or a set.
+
+pub mod cluster;
+pub mod embed;
+pub mod error;
+pub mod index;
+pub mod ingest;
+pub mod label;
+pub mod lexical;
+pub mod paper;
+pub mod pipeline;
+pub mod query;
+pub mod report;
+pub mod store;
+pub mod text;
+
+pub use error::{Error, Result};

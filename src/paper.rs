@@ -1,0 +1,197 @@
+//! `Paper`, the one record type that flows through every stage, and the
+//! identity rules that decide when two records are the same paper:
+//! DOI first, then arXiv id, then normalised title (+ year when both know it).
+
+use serde::{Deserialize, Serialize};
+
+/// A paper as stored in the library.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Paper {
+    /// The id users type: the source's own key (BibTeX key, record id) or one
+    /// derived from the title. Unique within a library.
+    pub id: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub abs: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doi: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arxiv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Where the record came from: `file:line`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// The original record verbatim (e.g. the BibTeX entry), for exports
+    /// that give it back unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Original>,
+}
+
+/// An input record kept verbatim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Original {
+    pub format: String,
+    pub text: String,
+}
+
+impl Paper {
+    /// The text that is embedded: `title. abstract`, or the title alone when
+    /// the record has no abstract (such papers are flagged, not dropped).
+    pub fn embed_text(&self) -> String {
+        if self.abs.is_empty() {
+            self.title.clone()
+        } else {
+            let sep = if self.title.ends_with(['.', '?', '!']) {
+                " "
+            } else {
+                ". "
+            };
+            format!("{}{}{}", self.title, sep, self.abs)
+        }
+    }
+
+    pub fn has_abstract(&self) -> bool {
+        !self.abs.is_empty()
+    }
+
+    /// Identity keys, strongest first. Two papers sharing any key are the same.
+    pub fn identity_keys(&self) -> Vec<String> {
+        let mut keys = Vec::with_capacity(3);
+        if let Some(doi) = &self.doi {
+            keys.push(format!("doi:{}", doi.to_lowercase()));
+        }
+        if let Some(ax) = &self.arxiv {
+            keys.push(format!("arxiv:{}", ax.to_lowercase()));
+        }
+        let t = normalize_title(&self.title);
+        if !t.is_empty() {
+            keys.push(format!("title:{t}"));
+        }
+        keys
+    }
+
+    /// Fills fields this paper lacks from `other` (a duplicate record).
+    /// Returns true when anything changed.
+    pub fn fill_from(&mut self, other: &Paper) -> bool {
+        let mut changed = false;
+        if self.abs.is_empty() && !other.abs.is_empty() {
+            self.abs = other.abs.clone();
+            changed = true;
+        }
+        if self.authors.is_empty() && !other.authors.is_empty() {
+            self.authors = other.authors.clone();
+            changed = true;
+        }
+        macro_rules! fill {
+            ($($f:ident),*) => {$(
+                if self.$f.is_none() && other.$f.is_some() {
+                    self.$f = other.$f.clone();
+                    changed = true;
+                }
+            )*};
+        }
+        fill!(year, doi, arxiv, venue, url, original);
+        changed
+    }
+}
+
+/// Lowercase alphanumerics separated by single spaces: the title identity.
+pub fn normalize_title(title: &str) -> String {
+    let mut out = String::with_capacity(title.len());
+    let mut pending_space = false;
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.push(c);
+        } else {
+            pending_space = true;
+        }
+    }
+    out
+}
+
+/// A short stable id derived from a title, for records without their own key.
+pub fn derived_id(title: &str) -> String {
+    let norm = normalize_title(title);
+    let words: Vec<&str> = norm
+        .split(' ')
+        .filter(|w| !w.is_empty() && !crate::text::is_stop_word(w))
+        .take(4)
+        .collect();
+    let slug = if words.is_empty() { "paper".to_string() } else { words.join("-") };
+    format!("{slug}-{:04x}", crate::text::fnv1a(norm.as_bytes()) & 0xffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_normalisation_ignores_case_and_punctuation() {
+        assert_eq!(
+            normalize_title("  Attention Is All\nYou Need!  "),
+            "attention is all you need"
+        );
+        assert_eq!(normalize_title("σ-GPTs: A New"), "σ gpts a new");
+    }
+
+    #[test]
+    fn identity_prefers_doi_then_arxiv_then_title() {
+        let p = Paper {
+            title: "A B".into(),
+            doi: Some("10.1/X".into()),
+            arxiv: Some("2101.00001".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.identity_keys(),
+            vec!["doi:10.1/x", "arxiv:2101.00001", "title:a b"]
+        );
+    }
+
+    #[test]
+    fn fill_from_keeps_existing_fields() {
+        let mut a = Paper {
+            title: "T".into(),
+            year: Some(2020),
+            ..Default::default()
+        };
+        let b = Paper {
+            title: "T".into(),
+            abs: "abstract".into(),
+            year: Some(1999),
+            ..Default::default()
+        };
+        assert!(a.fill_from(&b));
+        assert_eq!(a.abs, "abstract");
+        assert_eq!(a.year, Some(2020));
+        assert!(!a.fill_from(&b));
+    }
+
+    #[test]
+    fn embed_text_joins_title_and_abstract() {
+        let p = Paper {
+            title: "Title".into(),
+            abs: "Body.".into(),
+            ..Default::default()
+        };
+        assert_eq!(p.embed_text(), "Title. Body.");
+    }
+
+    #[test]
+    fn derived_id_is_readable_and_stable() {
+        let id = derived_id("The Z-loss: a shift and scale invariant classification loss");
+        assert!(id.starts_with("z-loss-shift-scale-"), "{id}");
+        assert_eq!(id, derived_id("The Z-loss: a shift and scale invariant classification loss"));
+    }
+}

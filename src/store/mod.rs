@@ -1,0 +1,573 @@
+//! The library on disk, and the only code that writes to it.
+//!
+//! ```text
+//! LIB/MANIFEST.json   commit point: version, model, committed length of each log
+//! LIB/papers-N.log    append-only Paper records (JSON), a later record with the same id replaces the earlier
+//! LIB/vectors-N.log   append-only (16-byte content key, dim x f32) records: the embedding cache
+//! LIB/LOCK            held by the one writer
+//! LIB/derived/        index and topics: rebuilt whenever stale or damaged
+//! ```
+//! Papers are the source of truth; vectors are a cache keyed by the hash of
+//! (model, text), so nothing is embedded twice and a damaged vector is simply
+//! embedded again. Readers take no lock: they read only what the manifest says
+//! is committed.
+
+mod lock;
+pub mod log;
+pub mod manifest;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+use crate::paper::Paper;
+pub use lock::LockFile;
+use log::{Appender, Damage};
+pub use manifest::{FORMAT_VERSION, LogState, Manifest, ModelStamp};
+
+const PAPERS_MAGIC: &[u8; 8] = b"PMPAPER1";
+const VECTORS_MAGIC: &[u8; 8] = b"PMVECTR1";
+const MANIFEST: &str = "MANIFEST.json";
+
+/// Content key of a vector: the first 16 bytes of sha256(model id, text).
+pub type VecKey = [u8; 16];
+
+pub fn vec_key(model_id: &str, text: &str) -> VecKey {
+    let mut h = Sha256::new();
+    h.update(model_id.as_bytes());
+    h.update([0u8]);
+    h.update(text.as_bytes());
+    h.finalize()[..16].try_into().expect("16 bytes")
+}
+
+/// What adding one record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    New(String),
+    /// Same paper already stored and nothing to add.
+    Duplicate(String),
+    /// Same paper already stored; the record filled fields it lacked.
+    Updated(String),
+}
+
+/// An opened library: papers, cached vectors and the state it was read at.
+#[derive(Debug)]
+pub struct Library {
+    root: PathBuf,
+    manifest: Manifest,
+    papers: Vec<Paper>,
+    by_id: HashMap<String, usize>,
+    by_identity: HashMap<String, usize>,
+    vec_rows: HashMap<VecKey, usize>,
+    vec_data: Vec<f32>,
+    dim: usize,
+    /// Damage found and worked around while opening (reported to the user).
+    pub warnings: Vec<String>,
+    vectors_damaged: bool,
+}
+
+impl Library {
+    /// Opens a library for reading. A directory without a manifest is an
+    /// empty library.
+    pub fn open(root: &Path) -> Result<Library> {
+        let manifest = Manifest::read(root, &root.join(MANIFEST))?.unwrap_or_else(|| {
+            let mut m = Manifest::new();
+            m.papers.file = "papers-1.log".into();
+            m.vectors.file = "vectors-1.log".into();
+            m
+        });
+        let mut lib = Library {
+            root: root.to_path_buf(),
+            dim: manifest.model.as_ref().map_or(0, |m| m.dim),
+            manifest,
+            papers: Vec::new(),
+            by_id: HashMap::new(),
+            by_identity: HashMap::new(),
+            vec_rows: HashMap::new(),
+            vec_data: Vec::new(),
+            warnings: Vec::new(),
+            vectors_damaged: false,
+        };
+        lib.load_papers()?;
+        lib.load_vectors()?;
+        Ok(lib)
+    }
+
+    fn load_papers(&mut self) -> Result<()> {
+        let path = self.root.join(&self.manifest.papers.file);
+        let scan = log::scan(&path, PAPERS_MAGIC, self.manifest.papers.bytes)?;
+        if let Some(d) = scan.damage.first() {
+            return Err(self.papers_damage(&path, d, scan.damage.len()));
+        }
+        for (record, payload) in scan.payloads {
+            let paper: Paper = serde_json::from_slice(&payload).map_err(|e| Error::Corrupt {
+                path: self.root.clone(),
+                reason: format!("{} record {record}: {e}", path.display()),
+            })?;
+            self.insert_paper(paper);
+        }
+        Ok(())
+    }
+
+    fn papers_damage(&self, path: &Path, d: &Damage, count: usize) -> Error {
+        Error::Corrupt {
+            path: self.root.clone(),
+            reason: format!(
+                "{}: record {} at byte {}: {} ({count} damaged record(s) in all). \
+                 Run `papermap check --repair` to keep every intact paper and list the lost ones",
+                path.display(),
+                d.record,
+                d.offset,
+                d.reason
+            ),
+        }
+    }
+
+    fn load_vectors(&mut self) -> Result<()> {
+        let path = self.root.join(&self.manifest.vectors.file);
+        let scan = log::scan(&path, VECTORS_MAGIC, self.manifest.vectors.bytes)?;
+        for d in &scan.damage {
+            self.vectors_damaged = true;
+            self.warnings.push(format!(
+                "{}: vector record {} at byte {}: {}; the affected papers will be embedded again",
+                path.display(),
+                d.record,
+                d.offset,
+                d.reason
+            ));
+        }
+        for (record, payload) in scan.payloads {
+            if self.dim == 0 || payload.len() != 16 + 4 * self.dim {
+                self.vectors_damaged = true;
+                self.warnings.push(format!(
+                    "{}: vector record {record} has {} bytes, expected {}; it will be embedded again",
+                    path.display(),
+                    payload.len(),
+                    16 + 4 * self.dim
+                ));
+                continue;
+            }
+            let key: VecKey = payload[..16].try_into().expect("16 bytes");
+            let row = self.vec_data.len() / self.dim;
+            self.vec_data.extend(
+                payload[16..]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            );
+            self.vec_rows.insert(key, row);
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces (same id) a paper in memory.
+    fn insert_paper(&mut self, paper: Paper) {
+        let idx = match self.by_id.get(&paper.id) {
+            Some(&i) => {
+                self.papers[i] = paper;
+                i
+            }
+            None => {
+                self.papers.push(paper);
+                self.papers.len() - 1
+            }
+        };
+        let p = &self.papers[idx];
+        self.by_id.insert(p.id.clone(), idx);
+        for k in p.identity_keys() {
+            self.by_identity.entry(k).or_insert(idx);
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn papers(&self) -> &[Paper] {
+        &self.papers
+    }
+
+    pub fn len(&self) -> usize {
+        self.papers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.papers.is_empty()
+    }
+
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Finds the stored twin of a record by its identity keys.
+    pub fn find_same(&self, paper: &Paper) -> Option<usize> {
+        paper
+            .identity_keys()
+            .iter()
+            .find_map(|k| self.by_identity.get(k).copied())
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The cached vector for a content key.
+    pub fn vector(&self, key: &VecKey) -> Option<&[f32]> {
+        self.vec_rows
+            .get(key)
+            .map(|&r| &self.vec_data[r * self.dim..(r + 1) * self.dim])
+    }
+
+    pub fn cached_vectors(&self) -> usize {
+        self.vec_rows.len()
+    }
+
+    pub fn derived_dir(&self) -> PathBuf {
+        self.root.join("derived")
+    }
+
+    /// A fingerprint of what derived files depend on: the paper order and
+    /// each paper's embedded text under the current model.
+    pub fn fingerprint(&self) -> String {
+        let model = self.manifest.model.as_ref().map_or("", |m| m.id.as_str());
+        let mut h = Sha256::new();
+        h.update(model.as_bytes());
+        for p in &self.papers {
+            h.update(p.id.as_bytes());
+            h.update([0]);
+            h.update(p.embed_text().as_bytes());
+            h.update([0]);
+        }
+        h.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Options for opening a library for writing.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// How long to wait for another writer to finish. Default: 30 s.
+    pub lock_wait: Duration,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            lock_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A library opened for writing: holds the lock and the log appenders.
+/// Changes become visible, atomically, at `commit`.
+pub struct Writer {
+    lib: Library,
+    papers_log: Appender,
+    vectors_log: Appender,
+    pending_papers: u64,
+    pending_vectors: u64,
+    _lock: LockFile,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Library;
+    fn deref(&self) -> &Library {
+        &self.lib
+    }
+}
+
+impl Writer {
+    pub fn open(root: &Path, opts: &WriteOptions) -> Result<Writer> {
+        fs::create_dir_all(root).at(root)?;
+        let lock = LockFile::acquire(root, opts.lock_wait)?;
+        let mut lib = Library::open(root)?;
+        if lib.vectors_damaged {
+            compact_vectors(&mut lib)?;
+        }
+        let papers_log = Appender::open(
+            &root.join(&lib.manifest.papers.file),
+            PAPERS_MAGIC,
+            lib.manifest.papers.bytes,
+        )?;
+        let vectors_log = Appender::open(
+            &root.join(&lib.manifest.vectors.file),
+            VECTORS_MAGIC,
+            lib.manifest.vectors.bytes,
+        )?;
+        Ok(Writer {
+            lib,
+            papers_log,
+            vectors_log,
+            pending_papers: 0,
+            pending_vectors: 0,
+            _lock: lock,
+        })
+    }
+
+    pub fn library(&self) -> &Library {
+        &self.lib
+    }
+
+    /// Adds a record: new paper, duplicate, or duplicate that fills fields.
+    pub fn add_paper(&mut self, mut paper: Paper) -> Result<Added> {
+        if let Some(i) = self.lib.find_same(&paper) {
+            let mut merged = self.lib.papers[i].clone();
+            if !merged.fill_from(&paper) {
+                return Ok(Added::Duplicate(merged.id));
+            }
+            let id = merged.id.clone();
+            self.write_paper(merged)?;
+            return Ok(Added::Updated(id));
+        }
+        paper.id = self.unique_id(&paper.id);
+        let id = paper.id.clone();
+        self.write_paper(paper)?;
+        Ok(Added::New(id))
+    }
+
+    fn unique_id(&self, wanted: &str) -> String {
+        if !self.lib.by_id.contains_key(wanted) {
+            return wanted.to_string();
+        }
+        (2..)
+            .map(|n| format!("{wanted}-{n}"))
+            .find(|c| !self.lib.by_id.contains_key(c))
+            .expect("some suffix is free")
+    }
+
+    fn write_paper(&mut self, paper: Paper) -> Result<()> {
+        let payload = serde_json::to_vec(&paper).expect("paper serialises");
+        self.papers_log.append(&payload)?;
+        self.pending_papers += 1;
+        self.lib.insert_paper(paper);
+        Ok(())
+    }
+
+    /// Binds the library to a model on first use; refuses a different size.
+    pub fn set_model(&mut self, id: &str, dim: usize) -> Result<()> {
+        match &self.lib.manifest.model {
+            Some(m) if m.dim != dim => Err(Error::Dimension {
+                expected: m.dim,
+                received: dim,
+            }),
+            Some(m) if m.id == id => Ok(()),
+            _ => {
+                self.lib.manifest.model = Some(ModelStamp {
+                    id: id.to_string(),
+                    dim,
+                });
+                self.lib.dim = dim;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn put_vector(&mut self, key: VecKey, v: &[f32]) -> Result<()> {
+        if v.len() != self.lib.dim {
+            return Err(Error::Dimension {
+                expected: self.lib.dim,
+                received: v.len(),
+            });
+        }
+        if self.lib.vec_rows.contains_key(&key) {
+            return Ok(());
+        }
+        let mut payload = Vec::with_capacity(16 + 4 * v.len());
+        payload.extend_from_slice(&key);
+        for x in v {
+            payload.extend_from_slice(&x.to_le_bytes());
+        }
+        self.vectors_log.append(&payload)?;
+        self.pending_vectors += 1;
+        let row = self.lib.vec_data.len() / self.lib.dim;
+        self.lib.vec_data.extend_from_slice(v);
+        self.lib.vec_rows.insert(key, row);
+        Ok(())
+    }
+
+    /// Makes everything added so far durable and visible: logs fsynced, then
+    /// the manifest replaced atomically.
+    pub fn commit(&mut self) -> Result<()> {
+        let m = &mut self.lib.manifest;
+        m.papers.bytes = self.papers_log.sync()?;
+        m.papers.records += self.pending_papers;
+        m.vectors.bytes = self.vectors_log.sync()?;
+        m.vectors.records += self.pending_vectors;
+        m.generation += 1;
+        m.version = manifest::FORMAT_VERSION;
+        m.writer = format!("papermap {}", env!("CARGO_PKG_VERSION"));
+        self.pending_papers = 0;
+        self.pending_vectors = 0;
+        m.write(&self.lib.root.join(MANIFEST))
+    }
+}
+
+/// Rewrites the vector log from its intact records into a new file and
+/// commits the switch; the damaged records' papers get embedded again.
+fn compact_vectors(lib: &mut Library) -> Result<()> {
+    let old = lib.manifest.vectors.file.clone();
+    let next = next_log_name("vectors", &old);
+    let path = lib.root.join(&next);
+    let mut app = Appender::open(&path, VECTORS_MAGIC, 0)?;
+    let mut rows: Vec<(VecKey, usize)> = lib.vec_rows.iter().map(|(k, r)| (*k, *r)).collect();
+    rows.sort_by_key(|(_, r)| *r);
+    for (key, r) in &rows {
+        let mut payload = key.to_vec();
+        for x in &lib.vec_data[r * lib.dim..(r + 1) * lib.dim] {
+            payload.extend_from_slice(&x.to_le_bytes());
+        }
+        app.append(&payload)?;
+    }
+    lib.manifest.vectors = LogState {
+        file: next,
+        bytes: app.sync()?,
+        records: rows.len() as u64,
+    };
+    lib.manifest.generation += 1;
+    lib.manifest.write(&lib.root.join(MANIFEST))?;
+    let _ = fs::remove_file(lib.root.join(old));
+    lib.warnings
+        .push(format!("vector cache rewritten from its {} intact records", rows.len()));
+    lib.vectors_damaged = false;
+    Ok(())
+}
+
+/// Salvages a library whose paper log is damaged: keeps every intact record,
+/// writes a fresh log and returns a description of each lost record.
+pub fn repair(root: &Path, opts: &WriteOptions) -> Result<Vec<String>> {
+    let _lock = LockFile::acquire(root, opts.lock_wait)?;
+    let Some(mut m) = Manifest::read(root, &root.join(MANIFEST))? else {
+        return Ok(Vec::new());
+    };
+    let path = root.join(&m.papers.file);
+    let scan = log::scan(&path, PAPERS_MAGIC, m.papers.bytes)?;
+    if scan.damage.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lost: Vec<String> = scan
+        .damage
+        .iter()
+        .map(|d| format!("{} record {} at byte {}: {}", path.display(), d.record, d.offset, d.reason))
+        .collect();
+    let next = next_log_name("papers", &m.papers.file);
+    let mut app = Appender::open(&root.join(&next), PAPERS_MAGIC, 0)?;
+    let mut kept = 0u64;
+    for (_, payload) in &scan.payloads {
+        if serde_json::from_slice::<Paper>(payload).is_ok() {
+            app.append(payload)?;
+            kept += 1;
+        }
+    }
+    m.papers = LogState {
+        file: next,
+        bytes: app.sync()?,
+        records: kept,
+    };
+    m.generation += 1;
+    m.write(&root.join(MANIFEST))?;
+    let _ = fs::remove_file(&path);
+    Ok(lost)
+}
+
+fn next_log_name(stem: &str, current: &str) -> String {
+    let n: u64 = current
+        .strip_prefix(&format!("{stem}-"))
+        .and_then(|s| s.strip_suffix(".log"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    format!("{stem}-{}.log", n + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paper(id: &str, title: &str, abs: &str) -> Paper {
+        Paper {
+            id: id.into(),
+            title: title.into(),
+            abs: abs.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn committed_papers_and_vectors_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        w.set_model("m", 2).unwrap();
+        assert_eq!(w.add_paper(paper("a", "Alpha", "")).unwrap(), Added::New("a".into()));
+        assert_eq!(
+            w.add_paper(paper("x", "ALPHA!", "text")).unwrap(),
+            Added::Updated("a".into())
+        );
+        assert_eq!(
+            w.add_paper(paper("y", "alpha", "other")).unwrap(),
+            Added::Duplicate("a".into())
+        );
+        assert_eq!(w.add_paper(paper("a", "Beta", "")).unwrap(), Added::New("a-2".into()));
+        w.put_vector([1; 16], &[0.6, 0.8]).unwrap();
+        w.commit().unwrap();
+        w.add_paper(paper("c", "Uncommitted", "")).unwrap();
+        drop(w);
+
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.len(), 2);
+        assert_eq!(lib.papers()[0].abs, "text");
+        assert_eq!(lib.vector(&[1; 16]), Some([0.6f32, 0.8].as_slice()));
+        assert!(lib.warnings.is_empty());
+    }
+
+    #[test]
+    fn damaged_vector_is_dropped_and_log_rewritten_on_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        w.set_model("m", 2).unwrap();
+        w.put_vector([1; 16], &[1.0, 0.0]).unwrap();
+        w.put_vector([2; 16], &[0.0, 1.0]).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let p = dir.path().join("vectors-1.log");
+        let mut bytes = fs::read(&p).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&p, bytes).unwrap();
+
+        let lib = Library::open(dir.path()).unwrap();
+        assert!(lib.vector(&[2; 16]).is_none());
+        assert_eq!(lib.warnings.len(), 1, "{:?}", lib.warnings);
+        let w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        assert_eq!(w.cached_vectors(), 1);
+        drop(w);
+        let lib = Library::open(dir.path()).unwrap();
+        assert!(lib.warnings.is_empty());
+        assert_eq!(lib.manifest().vectors.file, "vectors-2.log");
+    }
+
+    #[test]
+    fn damaged_paper_is_reported_then_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        for i in 0..3 {
+            w.add_paper(paper(&format!("p{i}"), &format!("Title {i}"), "")).unwrap();
+        }
+        w.commit().unwrap();
+        drop(w);
+        let p = dir.path().join("papers-1.log");
+        let mut bytes = fs::read(&p).unwrap();
+        bytes[8 + 8 + 5] ^= 0x20; // first record's payload
+        fs::write(&p, bytes).unwrap();
+        let err = Library::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("record 0 at byte 8: checksum mismatch"), "{err}");
+        let lost = repair(dir.path(), &WriteOptions::default()).unwrap();
+        assert_eq!(lost.len(), 1);
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.len(), 2);
+    }
+}
