@@ -57,7 +57,9 @@ pub enum Error {
         fix: &'static str,
     },
 
-    #[error("{path}: checksum mismatch (expected sha256 {expected}, found {found}); run `bash scripts/setup` to fetch it again")]
+    #[error(
+        "{path}: checksum mismatch (expected sha256 {expected}, found {found}); run `bash scripts/setup` to fetch it again"
+    )]
     AssetChecksum {
         path: PathBuf,
         expected: String,
@@ -67,7 +69,9 @@ pub enum Error {
     #[error("embedding model error: {0}")]
     Model(String),
 
-    #[error("vector dimension mismatch: library holds {expected}-d vectors, model gives {received}-d")]
+    #[error(
+        "vector dimension mismatch: library holds {expected}-d vectors, model gives {received}-d"
+    )]
     Dimension { expected: usize, received: usize },
 
     #[error("{0}")]

@@ -70,12 +70,15 @@ impl Bm25 {
         uniq.dedup();
         let mut out: HashMap<usize, f32> = HashMap::new();
         for t in uniq {
-            let Some(list) = self.postings.get(t) else { continue };
+            let Some(list) = self.postings.get(t) else {
+                continue;
+            };
             let idf = self.idf(t);
             for &(d, tf) in list {
                 let tf = f32::from(tf);
                 let len = self.doc_len[d as usize] as f32;
-                let s = idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / self.avg_len.max(1.0)));
+                let s =
+                    idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / self.avg_len.max(1.0)));
                 *out.entry(d as usize).or_default() += s;
             }
         }
@@ -85,7 +88,12 @@ impl Bm25 {
 
 /// The shared terms and phrases that weigh most between a query and a paper,
 /// best first: two-word phrases both contain, then single terms, by idf.
-pub fn why_related(bm: &Bm25, query_terms: &[String], doc_terms: &[String], max: usize) -> Vec<String> {
+pub fn why_related(
+    bm: &Bm25,
+    query_terms: &[String],
+    doc_terms: &[String],
+    max: usize,
+) -> Vec<String> {
     let qset: std::collections::HashSet<&String> = query_terms.iter().collect();
     let qpairs: std::collections::HashSet<(&String, &String)> =
         query_terms.windows(2).map(|w| (&w[0], &w[1])).collect();
@@ -134,9 +142,18 @@ mod tests {
     #[test]
     fn bm25_prefers_rare_shared_terms_and_explains_them() {
         let papers = vec![
-            paper("Graph neural networks for molecules", "Message passing on molecular graphs."),
-            paper("Convolutional networks for images", "Image classification with deep networks."),
-            paper("Molecular property prediction", "Graph neural networks predict molecular properties."),
+            paper(
+                "Graph neural networks for molecules",
+                "Message passing on molecular graphs.",
+            ),
+            paper(
+                "Convolutional networks for images",
+                "Image classification with deep networks.",
+            ),
+            paper(
+                "Molecular property prediction",
+                "Graph neural networks predict molecular properties.",
+            ),
         ];
         let bm = Bm25::build(&papers);
         let q = text::terms("graph neural networks molecular");

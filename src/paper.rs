@@ -126,10 +126,17 @@ pub fn derived_id(title: &str) -> String {
     let words: Vec<&str> = norm
         .split(' ')
         .filter(|w| !w.is_empty() && !crate::text::is_stop_word(w))
-        .take(4)
+        .take(3)
         .collect();
-    let slug = if words.is_empty() { "paper".to_string() } else { words.join("-") };
-    format!("{slug}-{:04x}", crate::text::fnv1a(norm.as_bytes()) & 0xffff)
+    let slug = if words.is_empty() {
+        "paper".to_string()
+    } else {
+        words.join("-")
+    };
+    format!(
+        "{slug}-{:04x}",
+        crate::text::fnv1a(norm.as_bytes()) & 0xffff
+    )
 }
 
 #[cfg(test)]
@@ -191,7 +198,10 @@ mod tests {
     #[test]
     fn derived_id_is_readable_and_stable() {
         let id = derived_id("The Z-loss: a shift and scale invariant classification loss");
-        assert!(id.starts_with("z-loss-shift-scale-"), "{id}");
-        assert_eq!(id, derived_id("The Z-loss: a shift and scale invariant classification loss"));
+        assert!(id.starts_with("z-loss-shift-"), "{id}");
+        assert_eq!(
+            id,
+            derived_id("The Z-loss: a shift and scale invariant classification loss")
+        );
     }
 }

@@ -43,7 +43,12 @@ pub struct AddOptions {
 }
 
 /// Ingests `paths`, embeds papers without vectors, refreshes the HNSW index.
-pub fn add(root: &Path, paths: &[PathBuf], opts: &AddOptions, make: EmbedderFactory) -> Result<AddReport> {
+pub fn add(
+    root: &Path,
+    paths: &[PathBuf],
+    opts: &AddOptions,
+    make: EmbedderFactory,
+) -> Result<AddReport> {
     let mut w = Writer::open(root, &opts.write)?;
     let mut report = AddReport {
         warnings: w.warnings.clone(),
@@ -61,7 +66,11 @@ pub fn add(root: &Path, paths: &[PathBuf], opts: &AddOptions, make: EmbedderFact
 
 /// Embeds what is missing (loading the model only if needed) and makes sure
 /// the persisted HNSW index matches the library.
-pub fn embed_and_index(w: &mut Writer, opts: &AddOptions, make: EmbedderFactory) -> Result<(EmbedReport, bool)> {
+pub fn embed_and_index(
+    w: &mut Writer,
+    opts: &AddOptions,
+    make: EmbedderFactory,
+) -> Result<(EmbedReport, bool)> {
     let missing = missing_vectors(w.library());
     let embed = if missing > 0 {
         let mut embedder = make()?;
@@ -90,7 +99,10 @@ pub fn missing_vectors(lib: &Library) -> usize {
     };
     lib.papers()
         .iter()
-        .filter(|p| lib.vector(&crate::store::vec_key(&model.id, &p.embed_text())).is_none())
+        .filter(|p| {
+            lib.vector(&crate::store::vec_key(&model.id, &p.embed_text()))
+                .is_none()
+        })
         .count()
 }
 
@@ -121,11 +133,16 @@ impl Default for TopicOptions {
 /// The cached result of a topics run.
 #[derive(Debug, Serialize, Deserialize)]
 struct TopicsFile {
+    /// Bumped whenever clustering or labelling changes, so a cache written
+    /// by an older papermap is recomputed rather than reused.
+    #[serde(default)]
+    algorithm: u32,
     requested_k: Option<usize>,
     report: TopicReport,
 }
 
 const TOPICS_FILE: &str = "topics.json";
+const TOPICS_ALGORITHM: u32 = 2;
 
 /// Computes topics, or returns the cached ones when the library and the
 /// parameters are unchanged. Ids are kept stable against the previous run.
@@ -135,16 +152,20 @@ pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
     let previous: Option<TopicsFile> = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(prev) = &previous {
-        if prev.report.library.fingerprint == fingerprint
-            && prev.requested_k == opts.k
-            && prev.report.params.seed == opts.seed
-            && prev.report.topics.first().is_none_or(|t| t.keywords.len() <= opts.keywords)
-        {
-            let mut r = prev.report.clone();
-            restore_rows(lib, &mut r);
-            return Ok(r);
-        }
+    if let Some(prev) = &previous
+        && prev.algorithm == TOPICS_ALGORITHM
+        && prev.report.library.fingerprint == fingerprint
+        && prev.requested_k == opts.k
+        && prev.report.params.seed == opts.seed
+        && prev
+            .report
+            .topics
+            .first()
+            .is_none_or(|t| t.keywords.len() <= opts.keywords)
+    {
+        let mut r = prev.report.clone();
+        restore_rows(lib, &mut r);
+        return Ok(r);
     }
     let prior: Vec<PriorTopic> = previous
         .as_ref()
@@ -160,12 +181,19 @@ pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
         })
         .unwrap_or_default();
     let report = compute_topics(lib, opts, &prior, fingerprint)?;
-    std::fs::create_dir_all(lib.derived_dir()).map_err(|e| crate::Error::io(lib.derived_dir(), e))?;
+    std::fs::create_dir_all(lib.derived_dir())
+        .map_err(|e| crate::Error::io(lib.derived_dir(), e))?;
     let file = TopicsFile {
+        algorithm: TOPICS_ALGORITHM,
         requested_k: opts.k,
         report: report.clone(),
     };
-    write_atomic(&path, serde_json::to_string(&file).expect("topics serialise").as_bytes())?;
+    write_atomic(
+        &path,
+        serde_json::to_string(&file)
+            .expect("topics serialise")
+            .as_bytes(),
+    )?;
     Ok(report)
 }
 
@@ -178,11 +206,18 @@ fn restore_rows(lib: &Library, r: &mut TopicReport) {
     }
 }
 
-fn compute_topics(lib: &Library, opts: &TopicOptions, prior: &[PriorTopic], fingerprint: String) -> Result<TopicReport> {
+fn compute_topics(
+    lib: &Library,
+    opts: &TopicOptions,
+    prior: &[PriorTopic],
+    fingerprint: String,
+) -> Result<TopicReport> {
     let m = Matrix::from_library(lib)?;
     let n = m.rows();
     if n == 0 {
-        return Err(crate::Error::Empty("the library is empty; add papers first".into()));
+        return Err(crate::Error::Empty(
+            "the library is empty; add papers first".into(),
+        ));
     }
     let (k, k_scores, chosen_by) = match opts.k {
         Some(k) => (k, Vec::new(), "user"),
@@ -214,7 +249,10 @@ fn compute_topics(lib: &Library, opts: &TopicOptions, prior: &[PriorTopic], fing
     }
     let ids = assign_ids(
         prior,
-        &members.iter().map(|ms| ms.iter().map(|x| x.id.clone()).collect()).collect::<Vec<_>>(),
+        &members
+            .iter()
+            .map(|ms| ms.iter().map(|x| x.id.clone()).collect())
+            .collect::<Vec<_>>(),
     );
     let mut topics: Vec<TopicView> = (0..k)
         .filter(|&c| !members[c].is_empty())
@@ -231,7 +269,11 @@ fn compute_topics(lib: &Library, opts: &TopicOptions, prior: &[PriorTopic], fing
                 keywords: keywords[ci].clone(),
                 size: members[ci].len(),
                 change: ids[ci].1,
-                representatives: members[ci].iter().take(opts.representatives).cloned().collect(),
+                representatives: members[ci]
+                    .iter()
+                    .take(opts.representatives)
+                    .cloned()
+                    .collect(),
                 papers: members[ci].clone(),
                 similar,
             }
@@ -254,7 +296,11 @@ fn compute_topics(lib: &Library, opts: &TopicOptions, prior: &[PriorTopic], fing
         generator: format!("papermap {}", env!("CARGO_PKG_VERSION")),
         library: LibraryInfo {
             papers: n,
-            model: lib.manifest().model.as_ref().map_or(String::new(), |m| m.id.clone()),
+            model: lib
+                .manifest()
+                .model
+                .as_ref()
+                .map_or(String::new(), |m| m.id.clone()),
             fingerprint,
         },
         params: Params {

@@ -18,7 +18,13 @@ papermap topics\n  papermap report --out report/"
 )]
 pub struct Cli {
     /// Library directory (created on first `add`).
-    #[arg(long, short = 'L', global = true, env = "PAPERMAP_LIBRARY", default_value = "papermap-library")]
+    #[arg(
+        long,
+        short = 'L',
+        global = true,
+        env = "PAPERMAP_LIBRARY",
+        default_value = "papermap-library"
+    )]
     pub library: PathBuf,
 
     /// Print less (no progress bar, no per-file summary).

@@ -46,7 +46,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 ingest: IngestOptions {
                     format: a.format.as_deref().map(str::parse).transpose()?,
                     strict: a.strict,
-                    columns: a.columns.as_deref().map(str::parse).transpose()?.unwrap_or_default(),
+                    columns: a
+                        .columns
+                        .as_deref()
+                        .map(str::parse)
+                        .transpose()?
+                        .unwrap_or_default(),
                 },
                 embed: embed_options(&a.embed, cfg.quiet)?,
                 write: cfg.write.clone(),
@@ -85,7 +90,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Related(r) => related(&cfg, &r),
         Command::Topics(t) => {
             let lib = open_library(&cfg)?;
-            let report = pipeline::topics(&lib, &TopicOptions { k: t.k, seed: t.seed, ..Default::default() })?;
+            let report = pipeline::topics(
+                &lib,
+                &TopicOptions {
+                    k: t.k,
+                    seed: t.seed,
+                    ..Default::default()
+                },
+            )?;
             if t.json {
                 out(&serde_json::to_string_pretty(&report)?)
             } else {
@@ -95,7 +107,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(r) => {
             let lib = open_library(&cfg)?;
             let formats = parse_formats(&r.format)?;
-            let report = pipeline::topics(&lib, &TopicOptions { k: r.k, seed: r.seed, ..Default::default() })?;
+            let report = pipeline::topics(
+                &lib,
+                &TopicOptions {
+                    k: r.k,
+                    seed: r.seed,
+                    ..Default::default()
+                },
+            )?;
             let single_file = formats.len() == 1 && r.out.extension().is_some();
             let mut written = Vec::new();
             for f in formats {
@@ -109,7 +128,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 written.extend(report::write(&report, f, lib.papers(), &target)?);
             }
             if !cfg.quiet {
-                eprintln!("{} topics (k={}, seed {}); wrote:", report.topics.len(), report.params.k, report.params.seed);
+                eprintln!(
+                    "{} topics (k={}, seed {}); wrote:",
+                    report.topics.len(),
+                    report.params.k,
+                    report.params.seed
+                );
                 for w in &written {
                     eprintln!("  {}", w.display());
                 }
@@ -140,7 +164,10 @@ fn embed_options(e: &EmbedOpts, quiet: bool) -> Result<EmbedOptions> {
     })
 }
 
-fn embedder_factory<'a>(cfg: &'a Config, e: &'a EmbedOpts) -> impl FnMut() -> papermap::Result<Box<dyn Embedder>> + 'a {
+fn embedder_factory<'a>(
+    cfg: &'a Config,
+    e: &'a EmbedOpts,
+) -> impl FnMut() -> papermap::Result<Box<dyn Embedder>> + 'a {
     move || -> papermap::Result<Box<dyn Embedder>> {
         if cfg.embedder == "hash" {
             return Ok(Box::new(HashEmbedder::new(384)));
@@ -192,7 +219,11 @@ fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
             eprintln!("papermap: warning: {w}");
         }
         if f.warnings.len() > 20 {
-            eprintln!("papermap: warning: ... and {} more in {}", f.warnings.len() - 20, f.path.display());
+            eprintln!(
+                "papermap: warning: ... and {} more in {}",
+                f.warnings.len() - 20,
+                f.path.display()
+            );
         }
         s.push_str(&format!(
             "{} ({}): read {}, new {}, duplicate {}, updated {}, skipped {}{}\n",
@@ -203,7 +234,14 @@ fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
             f.duplicate,
             f.updated,
             f.skipped,
-            if f.no_abstract > 0 { format!(" ({} without abstract, embedded from the title)", f.no_abstract) } else { String::new() }
+            if f.no_abstract > 0 {
+                format!(
+                    " ({} without abstract, embedded from the title)",
+                    f.no_abstract
+                )
+            } else {
+                String::new()
+            }
         ));
     }
     let e = &r.embed;
@@ -212,9 +250,17 @@ fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
         e.embedded,
         e.seconds,
         e.cached,
-        if e.embedded > 0 { format!(", {:.1} papers/s", e.embedded as f64 / e.seconds.max(1e-9)) } else { String::new() }
+        if e.embedded > 0 {
+            format!(", {:.1} papers/s", e.embedded as f64 / e.seconds.max(1e-9))
+        } else {
+            String::new()
+        }
     ));
-    s.push_str(if r.index_built { "; index rebuilt" } else { "; index up to date" });
+    s.push_str(if r.index_built {
+        "; index rebuilt"
+    } else {
+        "; index up to date"
+    });
     eprintln!("{s}");
     Ok(())
 }
@@ -257,19 +303,32 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
     }
     let lib = open_library(cfg)?;
     let search = SearchOptions {
-        hnsw: HnswParams { ef_search: a.ef, ..Default::default() },
+        hnsw: HnswParams {
+            ef_search: a.ef,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let engine = Engine::new(&lib, Searcher::open(&lib, &search)?);
     let mut exclude = HashSet::new();
     if let Some(path) = &a.exclude {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             match resolve(&lib, line.trim())? {
                 Resolved::Paper { row, .. } => {
                     exclude.insert(row);
                 }
-                _ => eprintln!("papermap: warning: {}:{}: '{}' is not a paper in the library", path.display(), i + 1, line.trim()),
+                _ => eprintln!(
+                    "papermap: warning: {}:{}: '{}' is not a paper in the library",
+                    path.display(),
+                    i + 1,
+                    line.trim()
+                ),
             }
         }
     }
@@ -312,20 +371,41 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
                 })
                 .collect()
         };
-        Resolved::Set { positive: papers(&a.query)?, negative: papers(&a.negative)? }
+        Resolved::Set {
+            positive: papers(&a.query)?,
+            negative: papers(&a.negative)?,
+        }
     };
     let results = engine.related(&q, &opts, &mut embed_text)?;
     if a.json {
-        return out(&serde_json::to_string_pretty(&json_answer(&lib, &q, &results, &opts, engine.searcher.engine()))?);
+        return out(&serde_json::to_string_pretty(&json_answer(
+            &lib,
+            &q,
+            &results,
+            &opts,
+            engine.searcher.engine(),
+        ))?);
     }
     let head = match &q {
         Resolved::Paper { row, matched_by } => {
             let p = &lib.papers()[*row];
-            format!("Related to \"{}\" [{}] (matched by {matched_by})", clip(&p.title, 90), p.id)
+            format!(
+                "Related to \"{}\" [{}] (matched by {matched_by})",
+                clip(&p.title, 90),
+                p.id
+            )
         }
         Resolved::Text { text } => format!("Related to the text \"{}\"", clip(text, 90)),
         Resolved::Set { positive, negative } => {
-            format!("Related to a reading list of {} paper(s){}", positive.len(), if negative.is_empty() { String::new() } else { format!(", not like {}", negative.len()) })
+            format!(
+                "Related to a reading list of {} paper(s){}",
+                positive.len(),
+                if negative.is_empty() {
+                    String::new()
+                } else {
+                    format!(", not like {}", negative.len())
+                }
+            )
         }
     };
     let mut s = format!(
@@ -362,13 +442,21 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
     out(s.trim_end())
 }
 
-fn json_answer(lib: &Library, q: &Resolved, results: &[papermap::query::Related], opts: &RelatedOptions, engine: &str) -> serde_json::Value {
+fn json_answer(
+    lib: &Library,
+    q: &Resolved,
+    results: &[papermap::query::Related],
+    opts: &RelatedOptions,
+    engine: &str,
+) -> serde_json::Value {
     let paper_ref = |row: usize| {
         let p = &lib.papers()[row];
         serde_json::json!({"id": p.id, "title": p.title})
     };
     let query = match q {
-        Resolved::Paper { row, matched_by } => serde_json::json!({"kind": "paper", "paper": paper_ref(*row), "matched_by": matched_by}),
+        Resolved::Paper { row, matched_by } => {
+            serde_json::json!({"kind": "paper", "paper": paper_ref(*row), "matched_by": matched_by})
+        }
         Resolved::Text { text } => serde_json::json!({"kind": "text", "text": text}),
         Resolved::Set { positive, negative } => serde_json::json!({
             "kind": "set",
@@ -400,7 +488,8 @@ fn run_batch(
     opts: &RelatedOptions,
     embed_text: &mut dyn FnMut(&str) -> papermap::Result<Vec<f32>>,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -428,9 +517,16 @@ fn run_batch(
                         .unwrap_or_else(|| Ok(Vec::new()))
                 };
                 if v.get("positive").is_some() {
-                    Resolved::Set { positive: list("positive")?, negative: list("negative")? }
+                    Resolved::Set {
+                        positive: list("positive")?,
+                        negative: list("negative")?,
+                    }
                 } else {
-                    let s = v.get("query").or_else(|| v.get("id")).and_then(|s| s.as_str()).context("needs \"query\", \"id\" or \"positive\"")?;
+                    let s = v
+                        .get("query")
+                        .or_else(|| v.get("id"))
+                        .and_then(|s| s.as_str())
+                        .context("needs \"query\", \"id\" or \"positive\"")?;
                     resolve(lib, s)?
                 }
             } else {
@@ -460,7 +556,8 @@ fn status(cfg: &Config) -> Result<()> {
     let no_abs = lib.papers().iter().filter(|p| !p.has_abstract()).count();
     let fp = lib.fingerprint();
     let hnsw = papermap::index::hnsw_is_current(&lib.derived_dir().join("hnsw"), &fp);
-    let topics = std::fs::read_to_string(lib.derived_dir().join("topics.json")).is_ok_and(|t| t.contains(&fp));
+    let topics = std::fs::read_to_string(lib.derived_dir().join("topics.json"))
+        .is_ok_and(|t| t.contains(&fp));
     let mut s = format!(
         "library {} (format v{}, generation {})\npapers: {} ({} without abstract)\nmodel: {}\nvectors cached: {}, missing: {}\nHNSW index: {}\ntopics: {}",
         cfg.library.display(),
@@ -468,11 +565,21 @@ fn status(cfg: &Config) -> Result<()> {
         m.generation,
         lib.len(),
         no_abs,
-        m.model.as_ref().map_or("none yet".into(), |m| format!("{} ({}-d)", m.id, m.dim)),
+        m.model
+            .as_ref()
+            .map_or("none yet".into(), |m| format!("{} ({}-d)", m.id, m.dim)),
         lib.cached_vectors(),
         pipeline::missing_vectors(&lib),
-        if hnsw { "current" } else { "stale or absent (rebuilt by the next add/embed)" },
-        if topics { "current" } else { "not computed for this state" },
+        if hnsw {
+            "current"
+        } else {
+            "stale or absent (rebuilt by the next add/embed)"
+        },
+        if topics {
+            "current"
+        } else {
+            "not computed for this state"
+        },
     );
     for w in &lib.warnings {
         s.push_str(&format!("\nwarning: {w}"));
@@ -486,7 +593,10 @@ fn check(cfg: &Config, repair: bool) -> Result<()> {
         if lost.is_empty() {
             eprintln!("papers log intact; nothing to repair");
         } else {
-            eprintln!("rewrote the papers log without {} damaged record(s):", lost.len());
+            eprintln!(
+                "rewrote the papers log without {} damaged record(s):",
+                lost.len()
+            );
             for l in &lost {
                 eprintln!("  {l}");
             }
@@ -504,14 +614,23 @@ fn check(cfg: &Config, repair: bool) -> Result<()> {
     let missing = pipeline::missing_vectors(&lib);
     let mut problems = lib.warnings.clone();
     if missing > 0 {
-        problems.push(format!("{missing} paper(s) have no vector (run `papermap embed`)"));
+        problems.push(format!(
+            "{missing} paper(s) have no vector (run `papermap embed`)"
+        ));
     }
     if problems.is_empty() {
-        out(&format!("ok: {} papers, {} vectors, every checksum verified", lib.len(), lib.cached_vectors()))
+        out(&format!(
+            "ok: {} papers, {} vectors, every checksum verified",
+            lib.len(),
+            lib.cached_vectors()
+        ))
     } else {
         for p in &problems {
             eprintln!("problem: {p}");
         }
-        bail!("{} problem(s) found; `papermap check --repair` or `papermap embed` fixes them", problems.len())
+        bail!(
+            "{} problem(s) found; `papermap check --repair` or `papermap embed` fixes them",
+            problems.len()
+        )
     }
 }

@@ -31,6 +31,9 @@ pub struct KMeansOptions {
     pub init_sample: usize,
     /// Lloyd iterations over all points at most. Default 100.
     pub max_iter: usize,
+    /// Seeded k-means++ restarts; the lowest inertia wins. Default 4: one
+    /// unlucky init can leave a singleton cluster on small libraries.
+    pub restarts: usize,
 }
 
 impl KMeansOptions {
@@ -40,6 +43,7 @@ impl KMeansOptions {
             seed,
             init_sample: 20_000,
             max_iter: 100,
+            restarts: 4,
         }
     }
 }
@@ -94,9 +98,11 @@ pub fn kmeans(data: &[f32], dim: usize, opts: &KMeansOptions) -> Result<Clusteri
     let sample = x.select(Axis(0), &rows);
     let rng = Xoshiro256Plus::seed_from_u64(opts.seed);
     let model = KMeans::params_with_rng(opts.k, rng)
-        .n_runs(1)
+        .n_runs(opts.restarts.max(1))
         .init_method(KMeansInit::KMeansPlusPlus)
-        .max_n_iterations(if rows.len() == n { 300 } else { 30 })
+        // linfa only seeds and takes a few steps (enough to rank the
+        // restarts); the matrix-multiply Lloyd below runs to convergence.
+        .max_n_iterations(10)
         .tolerance(1e-5)
         .fit(&DatasetBase::from(sample))
         .map_err(|e| Error::Invalid(format!("k-means failed: {e}")))?;
@@ -169,10 +175,10 @@ fn update(x: &ArrayView2<f32>, labels: &[usize], c: &mut Array2<f32>) {
             *s += f64::from(v);
         }
     }
-    for j in 0..k {
-        if counts[j] > 0 {
+    for (j, &count) in counts.iter().enumerate() {
+        if count > 0 {
             for (cv, s) in c.row_mut(j).iter_mut().zip(sums.row(j)) {
-                *cv = (*s / counts[j] as f64) as f32;
+                *cv = (*s / count as f64) as f32;
             }
         }
     }
@@ -222,11 +228,19 @@ pub struct KScore {
     pub silhouette: f32,
 }
 
-/// Candidate k for `n` papers: from 3 up to about 2 sqrt(n/2) (at most 40).
+/// Candidate k for `n` papers. Silhouette on sentence embeddings favours
+/// very few, very broad clusters (k = 3 on the 498-paper sample), which is
+/// useless as a topic report; so the candidates span the granularities a
+/// reader can use, about sqrt(n/2)/1.5 to 2 sqrt(n/2) (498 papers: 10 to 31;
+/// at most 60), and silhouette picks among them. At most 12 candidates.
 pub fn k_candidates(n: usize) -> Vec<usize> {
-    let hi = ((2.0 * (n as f64 / 2.0).sqrt()) as usize).clamp(2, 40).min(n.saturating_sub(1).max(1));
-    let lo = 3.min(hi);
-    let step = if hi - lo > 20 { 2 } else { 1 };
+    if n < 4 {
+        return vec![1.max(n.saturating_sub(1))];
+    }
+    let r = (n as f64 / 2.0).sqrt();
+    let lo = ((r / 1.5).round() as usize).clamp(2, 30).min(n - 1);
+    let hi = ((2.0 * r).round() as usize).clamp(lo, 60).min(n - 1);
+    let step = (hi - lo).div_ceil(11).max(1);
     (lo..=hi).step_by(step).collect()
 }
 
@@ -238,14 +252,22 @@ pub fn choose_k(data: &[f32], dim: usize, seed: u64) -> Result<(usize, Vec<KScor
         return Ok((1, Vec::new()));
     }
     let rows = sample_rows(n, 4_000, seed);
-    let sample: Vec<f32> = rows.iter().flat_map(|&r| data[r * dim..(r + 1) * dim].iter().copied()).collect();
+    let sample: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| data[r * dim..(r + 1) * dim].iter().copied())
+        .collect();
     let all: Vec<usize> = (0..rows.len()).collect();
     let mut scores = Vec::new();
     for k in k_candidates(n) {
         if k >= rows.len() {
             break;
         }
-        let c = kmeans(&sample, dim, &KMeansOptions::new(k, seed))?;
+        // Two restarts suffice to score a candidate; the final fit uses more.
+        let opts = KMeansOptions {
+            restarts: 2,
+            ..KMeansOptions::new(k, seed)
+        };
+        let c = kmeans(&sample, dim, &opts)?;
         scores.push(KScore {
             k,
             silhouette: silhouette(&sample, dim, &all, &c.labels, k),
@@ -256,56 +278,6 @@ pub fn choose_k(data: &[f32], dim: usize, seed: u64) -> Result<(usize, Vec<KScor
         .max_by(|a, b| a.silhouette.total_cmp(&b.silhouette).then(b.k.cmp(&a.k)))
         .map_or(1, |s| s.k);
     Ok((best, scores))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Three tight groups on the unit circle (in 4-d).
-    fn blobs() -> Vec<f32> {
-        let centres = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]];
-        let mut data = Vec::new();
-        for (i, c) in centres.iter().enumerate() {
-            for j in 0..20 {
-                let e = (j as f32 - 10.0) * 0.005 + i as f32 * 0.001;
-                let mut v = vec![c[0] + e, c[1] - e, c[2] + e * 0.5, c[3] + 0.01];
-                crate::embed::normalize(&mut v);
-                data.extend(v);
-            }
-        }
-        data
-    }
-
-    #[test]
-    fn kmeans_separates_blobs_and_is_deterministic() {
-        let d = blobs();
-        let a = kmeans(&d, 4, &KMeansOptions::new(3, 42)).unwrap();
-        let b = kmeans(&d, 4, &KMeansOptions::new(3, 42)).unwrap();
-        assert_eq!(a, b);
-        for g in 0..3 {
-            let l = a.labels[g * 20];
-            assert!(a.labels[g * 20..(g + 1) * 20].iter().all(|&x| x == l));
-        }
-        assert!(a.inertia < 0.05, "{}", a.inertia);
-        assert!(kmeans(&d, 4, &KMeansOptions::new(61, 1)).is_err());
-    }
-
-    #[test]
-    fn silhouette_prefers_the_true_k() {
-        let d = blobs();
-        let (k, scores) = choose_k(&d, 4, 7).unwrap();
-        assert_eq!(k, 3, "{scores:?}");
-    }
-
-    #[test]
-    fn sample_is_seeded_and_distinct() {
-        let a = sample_rows(1000, 50, 3);
-        assert_eq!(a, sample_rows(1000, 50, 3));
-        let mut b = a.clone();
-        b.dedup();
-        assert_eq!(b.len(), 50);
-    }
 }
 
 /// 2-D coordinates for the map: PCA (linfa-reduction) fitted on a seeded
@@ -329,9 +301,85 @@ pub fn project_2d(data: &[f32], dim: usize, seed: u64) -> Result<Vec<[f32; 2]>> 
             let r = x.row(i);
             let mut out = [0f32; 2];
             for (o, c) in out.iter_mut().zip(comps.rows()) {
-                *o = r.iter().zip(c.iter()).zip(mean.iter()).map(|((a, b), m)| (f64::from(*a) - m) * b).sum::<f64>() as f32;
+                *o = r
+                    .iter()
+                    .zip(c.iter())
+                    .zip(mean.iter())
+                    .map(|((a, b), m)| (f64::from(*a) - m) * b)
+                    .sum::<f64>() as f32;
             }
             out
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three tight groups on the unit circle (in 4-d).
+    fn blobs() -> Vec<f32> {
+        let centres = [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+        ];
+        let mut data = Vec::new();
+        for (i, c) in centres.iter().enumerate() {
+            for j in 0..20 {
+                let e = (j as f32 - 10.0) * 0.005 + i as f32 * 0.001;
+                let mut v = vec![c[0] + e, c[1] - e, c[2] + e * 0.5, c[3] + 0.01];
+                crate::embed::normalize(&mut v);
+                data.extend(v);
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn kmeans_separates_blobs_and_is_deterministic() {
+        let d = blobs();
+        let a = kmeans(&d, 4, &KMeansOptions::new(3, 42)).unwrap();
+        let b = kmeans(&d, 4, &KMeansOptions::new(3, 42)).unwrap();
+        assert_eq!(a, b);
+        for g in 0..3 {
+            let l = a.labels[g * 20];
+            assert!(a.labels[g * 20..(g + 1) * 20].iter().all(|&x| x == l));
+        }
+        // Within-group spread is about 0.1 in all; one wrong merge costs over 10.
+        assert!(a.inertia < 0.2, "{}", a.inertia);
+        assert!(kmeans(&d, 4, &KMeansOptions::new(61, 1)).is_err());
+    }
+
+    #[test]
+    fn silhouette_prefers_the_true_k() {
+        // 60 points: candidates 4..=11 do not include 3, so score 3 vs 4 directly.
+        let d = blobs();
+        let all: Vec<usize> = (0..60).collect();
+        let s3 = kmeans(&d, 4, &KMeansOptions::new(3, 7)).unwrap();
+        let s6 = kmeans(&d, 4, &KMeansOptions::new(6, 7)).unwrap();
+        assert!(silhouette(&d, 4, &all, &s3.labels, 3) > silhouette(&d, 4, &all, &s6.labels, 6));
+    }
+
+    #[test]
+    fn k_candidates_span_useful_granularities() {
+        assert_eq!(k_candidates(498).first(), Some(&11));
+        assert!(*k_candidates(498).last().unwrap() >= 30);
+        assert!(
+            k_candidates(100_000)
+                .iter()
+                .all(|&k| (30..=60).contains(&k))
+        );
+        assert!(k_candidates(498).len() <= 12);
+        assert_eq!(k_candidates(3), vec![2]);
+    }
+
+    #[test]
+    fn sample_is_seeded_and_distinct() {
+        let a = sample_rows(1000, 50, 3);
+        assert_eq!(a, sample_rows(1000, 50, 3));
+        let mut b = a.clone();
+        b.dedup();
+        assert_eq!(b.len(), 50);
+    }
 }

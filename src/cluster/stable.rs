@@ -32,7 +32,9 @@ pub struct PriorTopic {
 /// cluster c. Returns (id, change) per cluster.
 pub fn assign_ids(prior: &[PriorTopic], members: &[Vec<String>]) -> Vec<(u32, Change)> {
     if prior.is_empty() {
-        return (0..members.len()).map(|c| (c as u32 + 1, Change::New)).collect();
+        return (0..members.len())
+            .map(|c| (c as u32 + 1, Change::New))
+            .collect();
     }
     let mut old_of: HashMap<&str, usize> = HashMap::new();
     for (o, t) in prior.iter().enumerate() {
@@ -120,24 +122,46 @@ mod tests {
     #[test]
     fn ids_survive_growth_and_new_topics_get_fresh_ids() {
         let prior = vec![
-            PriorTopic { id: 7, members: ids(0..10) },
-            PriorTopic { id: 9, members: ids(10..20) },
+            PriorTopic {
+                id: 7,
+                members: ids(0..10),
+            },
+            PriorTopic {
+                id: 9,
+                members: ids(10..20),
+            },
         ];
         // Order of clusters changed, one grew, one topic is new.
-        let now = vec![ids(100..110), ids(10..20), ids(0..13)];
+        let now = vec![
+            ids(100..110),
+            ids(10..20),
+            [ids(0..10), ids(200..203)].concat(),
+        ];
         let got = assign_ids(&prior, &now);
-        assert_eq!(got, vec![(10, Change::New), (9, Change::Kept), (7, Change::Grown)]);
+        assert_eq!(
+            got,
+            vec![(10, Change::New), (9, Change::Kept), (7, Change::Grown)]
+        );
     }
 
     #[test]
     fn merges_and_splits_are_reported() {
         let prior = vec![
-            PriorTopic { id: 1, members: ids(0..10) },
-            PriorTopic { id: 2, members: ids(10..20) },
+            PriorTopic {
+                id: 1,
+                members: ids(0..10),
+            },
+            PriorTopic {
+                id: 2,
+                members: ids(10..20),
+            },
         ];
         let merged = assign_ids(&prior, &[ids(0..20)]);
         assert_eq!(merged[0].1, Change::Merged);
-        let prior = vec![PriorTopic { id: 1, members: ids(0..20) }];
+        let prior = vec![PriorTopic {
+            id: 1,
+            members: ids(0..20),
+        }];
         let split = assign_ids(&prior, &[ids(0..10), ids(10..20)]);
         assert_eq!(split[0], (1, Change::Split));
         assert_eq!(split[1], (2, Change::New));

@@ -57,7 +57,9 @@ pub fn cache_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let starts = [
-        std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)),
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf)),
         std::env::current_dir().ok(),
     ];
     for start in starts.into_iter().flatten() {
@@ -125,12 +127,7 @@ impl Assets {
         let expected = &self.manifest.weights.files[name];
         let stamp_path = self.model_dir.join(format!(".{name}.verified"));
         let meta = fs::metadata(&path).at(&path)?;
-        let stamp = format!(
-            "{} {} {:?}",
-            expected,
-            meta.len(),
-            meta.modified().ok()
-        );
+        let stamp = format!("{} {} {:?}", expected, meta.len(), meta.modified().ok());
         if fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) {
             return Ok(bytes);
         }

@@ -122,10 +122,13 @@ pub fn embed_library(
     todo.sort_by_key(|(_, t)| std::cmp::Reverse(t.len()));
     let start = Instant::now();
     let bar = if opts.progress && !todo.is_empty() {
-        let b = ProgressBar::with_draw_target(Some(todo.len() as u64), ProgressDrawTarget::stderr());
+        let b =
+            ProgressBar::with_draw_target(Some(todo.len() as u64), ProgressDrawTarget::stderr());
         b.set_style(
-            ProgressStyle::with_template("embedding {bar:30} {pos}/{len} papers, {per_sec}, eta {eta}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "embedding {bar:30} {pos}/{len} papers, {per_sec}, eta {eta}",
+            )
+            .expect("valid template"),
         );
         b
     } else {

@@ -56,7 +56,13 @@ pub struct HnswIndex {
 impl HnswIndex {
     pub fn build(m: &Matrix, params: &HnswParams) -> HnswIndex {
         let n = m.rows();
-        let hnsw = Hnsw::<f32, DistDot>::new(params.m.min(256), n.max(1), 16, params.ef_construction, DistDot {});
+        let hnsw = Hnsw::<f32, DistDot>::new(
+            params.m.min(256),
+            n.max(1),
+            16,
+            params.ef_construction,
+            DistDot {},
+        );
         let rows: Vec<(&[f32], usize)> = (0..n).map(|i| (m.row(i), i)).collect();
         hnsw.parallel_insert_slice(&rows);
         let mut hnsw = hnsw;
@@ -92,7 +98,11 @@ impl HnswIndex {
         for ext in ["hnsw.graph", "hnsw.data"] {
             let p = dir.join(format!("{base}.{ext}"));
             let bytes = fs::read(&p).at(&p)?;
-            files.push((format!("{base}.{ext}"), bytes.len() as u64, super::super::embed::assets::hex(&Sha256::digest(&bytes))));
+            files.push((
+                format!("{base}.{ext}"),
+                bytes.len() as u64,
+                super::super::embed::assets::hex(&Sha256::digest(&bytes)),
+            ));
         }
         let stamp = Stamp {
             fingerprint: fingerprint.to_string(),
@@ -101,7 +111,12 @@ impl HnswIndex {
             basename: base,
             files,
         };
-        write_atomic(&dir.join(STAMP), serde_json::to_string_pretty(&stamp).expect("stamp").as_bytes())
+        write_atomic(
+            &dir.join(STAMP),
+            serde_json::to_string_pretty(&stamp)
+                .expect("stamp")
+                .as_bytes(),
+        )
     }
 
     /// Loads a dump that matches `fingerprint` and `params`; `None` when
@@ -110,13 +125,18 @@ impl HnswIndex {
         let Some(stamp) = read_stamp(dir) else {
             return Ok(None);
         };
-        if stamp.fingerprint != fingerprint || stamp.m != params.m || stamp.ef_construction != params.ef_construction {
+        if stamp.fingerprint != fingerprint
+            || stamp.m != params.m
+            || stamp.ef_construction != params.ef_construction
+        {
             return Ok(None);
         }
         for (name, len, sha) in &stamp.files {
             let p = dir.join(name);
             match fs::read(&p) {
-                Ok(b) if b.len() as u64 == *len && &super::super::embed::assets::hex(&Sha256::digest(&b)) == sha => {}
+                Ok(b)
+                    if b.len() as u64 == *len
+                        && &super::super::embed::assets::hex(&Sha256::digest(&b)) == sha => {}
                 _ => return Ok(None),
             }
         }

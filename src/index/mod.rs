@@ -28,11 +28,9 @@ pub struct Matrix {
 impl Matrix {
     /// Gathers each paper's cached vector. Every paper must be embedded.
     pub fn from_library(lib: &Library) -> Result<Matrix> {
-        let model = lib
-            .manifest()
-            .model
-            .as_ref()
-            .ok_or_else(|| Error::Empty("the library has no vectors yet; run `papermap add` first".into()))?;
+        let model = lib.manifest().model.as_ref().ok_or_else(|| {
+            Error::Empty("the library has no vectors yet; run `papermap add` first".into())
+        })?;
         let dim = model.dim;
         let mut data = Vec::with_capacity(lib.len() * dim);
         let mut missing = 0;
@@ -86,7 +84,12 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += x[i] * y[i];
@@ -106,7 +109,11 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: every load reads 8 floats at i < n - 7 (or n - 15) of slices of length >= n.
     unsafe {
         while i + 16 <= n {
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), s0);
+            s0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+                s0,
+            );
             s1 = _mm256_fmadd_ps(
                 _mm256_loadu_ps(a.as_ptr().add(i + 8)),
                 _mm256_loadu_ps(b.as_ptr().add(i + 8)),
@@ -115,7 +122,11 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
             i += 16;
         }
         while i + 8 <= n {
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), s0);
+            s0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+                s0,
+            );
             i += 8;
         }
         let s = _mm256_add_ps(s0, s1);
@@ -201,7 +212,11 @@ impl Searcher {
     pub fn search(&self, q: &[f32], k: usize, keep: &dyn Fn(usize) -> bool) -> Vec<Hit> {
         if let Some(h) = &self.hnsw {
             let want = k + 16;
-            let mut hits: Vec<Hit> = h.search(q, want).into_iter().filter(|x| keep(x.row)).collect();
+            let mut hits: Vec<Hit> = h
+                .search(q, want)
+                .into_iter()
+                .filter(|x| keep(x.row))
+                .collect();
             if hits.len() >= k {
                 top_k(&mut hits, k);
                 return hits;

@@ -187,7 +187,11 @@ impl Parser<'_> {
         }
         let kind = self.text[start..self.pos].to_ascii_lowercase();
         self.skip_ws();
-        let close = if self.s.get(self.pos) == Some(&b'(') { b')' } else { b'}' };
+        let close = if self.s.get(self.pos) == Some(&b'(') {
+            b')'
+        } else {
+            b'}'
+        };
         self.pos += 1;
         match kind.as_str() {
             "comment" | "preamble" => {
@@ -241,8 +245,7 @@ impl Parser<'_> {
                 }
                 Some(_) => {}
             }
-            if self.entry_start_at_line(self.pos) && self.pos > 0 && self.s[self.pos - 1] == b'\n'
-            {
+            if self.entry_start_at_line(self.pos) && self.pos > 0 && self.s[self.pos - 1] == b'\n' {
                 return Err(Fail {
                     reason: format!("entry '{key}' is not closed (unbalanced braces); skipped"),
                     resume: self.pos,
@@ -418,11 +421,17 @@ pub fn split_names(s: &str) -> Vec<String> {
         cur.push_str(w);
     }
     out.push(cur);
-    out.into_iter().filter(|n| !n.trim().is_empty() && n != "others").collect()
+    out.into_iter()
+        .filter(|n| !n.trim().is_empty() && n != "others")
+        .collect()
 }
 
 fn to_paper(e: &Entry) -> Paper {
-    let get = |k: &str| e.get(k).map(str::to_string).filter(|v| !v.trim().is_empty());
+    let get = |k: &str| {
+        e.get(k)
+            .map(str::to_string)
+            .filter(|v| !v.trim().is_empty())
+    };
     let eprint_is_arxiv = e
         .get("archiveprefix")
         .or(e.get("eprinttype"))
@@ -438,10 +447,12 @@ fn to_paper(e: &Entry) -> Paper {
             .and_then(super::normalize::parse_year),
         doi: get("doi"),
         arxiv: get("eprint").filter(|_| eprint_is_arxiv).or_else(|| {
-            get("note").filter(|n| n.to_ascii_lowercase().contains("arxiv:")).and_then(|n| {
-                let i = n.to_ascii_lowercase().find("arxiv:")?;
-                n[i..].split_whitespace().next().map(str::to_string)
-            })
+            get("note")
+                .filter(|n| n.to_ascii_lowercase().contains("arxiv:"))
+                .and_then(|n| {
+                    let i = n.to_ascii_lowercase().find("arxiv:")?;
+                    n[i..].split_whitespace().next().map(str::to_string)
+                })
         }),
         venue: get("journal")
             .or_else(|| get("booktitle"))
@@ -483,10 +494,16 @@ Some stray text between entries.
         let e = &es[0];
         assert_eq!(e.key, "smith2020");
         assert_eq!(e.line, 7);
-        assert_eq!(e.get("journal"), Some("Journal of Machine Learning Research (special)"));
+        assert_eq!(
+            e.get("journal"),
+            Some("Journal of Machine Learning Research (special)")
+        );
         assert_eq!(e.get("month"), Some("January"));
         assert_eq!(e.get("year"), Some("2020"));
-        assert_eq!(split_names(e.get("author").unwrap()), vec!["Smith, John", "{Barnes and Noble}"]);
+        assert_eq!(
+            split_names(e.get("author").unwrap()),
+            vec!["Smith, John", "{Barnes and Noble}"]
+        );
         assert!(e.raw.starts_with("@Article{smith2020") && e.raw.ends_with('}'));
         assert_eq!(es[1].get("title"), Some(r#"Paren style {"}quotes{"}"#));
     }
@@ -498,13 +515,22 @@ Some stray text between entries.
         assert_eq!(items.len(), 2, "{items:?}");
         let (line, reason) = items[0].clone().unwrap_err();
         assert_eq!(line, 1);
-        assert!(reason.contains("bad") || reason.contains("balanced"), "{reason}");
+        assert!(
+            reason.contains("bad") || reason.contains("balanced"),
+            "{reason}"
+        );
         assert_eq!(items[1].clone().unwrap().key, "good");
     }
 
     #[test]
     fn eof_inside_entry_is_an_error_not_a_panic() {
-        for text in ["@article{x, title = {abc", "@article{x, title = \"abc", "@article{x, title", "@article{", "@string{"] {
+        for text in [
+            "@article{x, title = {abc",
+            "@article{x, title = \"abc",
+            "@article{x, title",
+            "@article{",
+            "@string{",
+        ] {
             let items = entries(text);
             assert!(items.iter().all(Result::is_err), "{text}: {items:?}");
         }

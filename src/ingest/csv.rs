@@ -26,7 +26,11 @@ impl std::str::FromStr for ColumnMap {
             if !FIELDS.iter().any(|(f, _)| *f == field) {
                 return Err(Error::Invalid(format!(
                     "--columns: unknown field '{field}' (known: {})",
-                    FIELDS.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
+                    FIELDS
+                        .iter()
+                        .map(|(f, _)| *f)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             entries.push((field, col.trim().to_string()));
@@ -37,13 +41,80 @@ impl std::str::FromStr for ColumnMap {
 
 /// Paper fields and the header names that mean them, most specific first.
 const FIELDS: &[(&str, &[&str])] = &[
-    ("title", &["title", "article title", "document title", "paper title", "ti", "name", "primary title"]),
-    ("abstract", &["abstract", "summary", "abstract note", "ab", "description", "abstracttext"]),
-    ("id", &["id", "key", "paper id", "paperid", "eid", "ut (unique wos id)", "ut", "citation key", "arxiv id"]),
+    (
+        "title",
+        &[
+            "title",
+            "article title",
+            "document title",
+            "paper title",
+            "ti",
+            "name",
+            "primary title",
+        ],
+    ),
+    (
+        "abstract",
+        &[
+            "abstract",
+            "summary",
+            "abstract note",
+            "ab",
+            "description",
+            "abstracttext",
+        ],
+    ),
+    (
+        "id",
+        &[
+            "id",
+            "key",
+            "paper id",
+            "paperid",
+            "eid",
+            "ut (unique wos id)",
+            "ut",
+            "citation key",
+            "arxiv id",
+        ],
+    ),
     ("doi", &["doi", "di"]),
-    ("year", &["year", "publication year", "py", "pubyear", "date", "publication date", "published"]),
-    ("authors", &["authors", "author", "author full names", "au", "author names", "creators"]),
-    ("venue", &["source title", "journal", "venue", "publication title", "so", "publication", "booktitle", "conference"]),
+    (
+        "year",
+        &[
+            "year",
+            "publication year",
+            "py",
+            "pubyear",
+            "date",
+            "publication date",
+            "published",
+        ],
+    ),
+    (
+        "authors",
+        &[
+            "authors",
+            "author",
+            "author full names",
+            "au",
+            "author names",
+            "creators",
+        ],
+    ),
+    (
+        "venue",
+        &[
+            "source title",
+            "journal",
+            "venue",
+            "publication title",
+            "so",
+            "publication",
+            "booktitle",
+            "conference",
+        ],
+    ),
     ("url", &["url", "link", "pdf url"]),
     ("arxiv", &["arxiv", "arxiv_id", "eprint"]),
 ];
@@ -53,7 +124,11 @@ pub fn parse(text: &str, delim: u8, map: &ColumnMap, sink: &mut dyn FnMut(Parsed
     // Semicolon-separated "CSV" from European locales.
     let delim = if delim == b',' {
         let first = text.lines().next().unwrap_or("");
-        if first.matches(';').count() > first.matches(',').count() { b';' } else { b',' }
+        if first.matches(';').count() > first.matches(',').count() {
+            b';'
+        } else {
+            b','
+        }
     } else {
         delim
     };
@@ -100,7 +175,10 @@ pub fn parse(text: &str, delim: u8, map: &ColumnMap, sink: &mut dyn FnMut(Parsed
     let cols: Vec<(&str, Option<usize>)> = FIELDS.iter().map(|(f, _)| (*f, col(f))).collect();
     let get = |rec: &::csv::StringRecord, f: &str| -> Option<String> {
         let i = cols.iter().find(|(n, _)| *n == f)?.1?;
-        rec.get(i).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+        rec.get(i)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
     };
     for rec in rdr.records() {
         match rec {
@@ -116,7 +194,13 @@ pub fn parse(text: &str, delim: u8, map: &ColumnMap, sink: &mut dyn FnMut(Parsed
                 let authors = get(&r, "authors")
                     .map(|a| {
                         a.split(';')
-                            .flat_map(|x| if x.contains(" and ") { x.split(" and ").collect::<Vec<_>>() } else { vec![x] })
+                            .flat_map(|x| {
+                                if x.contains(" and ") {
+                                    x.split(" and ").collect::<Vec<_>>()
+                                } else {
+                                    vec![x]
+                                }
+                            })
                             .map(|x| x.trim().to_string())
                             .filter(|x| !x.is_empty())
                             .collect()
@@ -127,7 +211,9 @@ pub fn parse(text: &str, delim: u8, map: &ColumnMap, sink: &mut dyn FnMut(Parsed
                     title: r.get(title_col).unwrap_or("").to_string(),
                     abs: get(&r, "abstract").unwrap_or_default(),
                     authors,
-                    year: get(&r, "year").as_deref().and_then(super::normalize::parse_year),
+                    year: get(&r, "year")
+                        .as_deref()
+                        .and_then(super::normalize::parse_year),
                     doi: get(&r, "doi"),
                     arxiv: get(&r, "arxiv"),
                     venue: get(&r, "venue"),
@@ -166,25 +252,33 @@ mod tests {
             K1,2020,\"Doe, J.; Roe, R.\",\"A, quoted title\",\"first line\nsecond line\",10.1/x\n\
             K2,2021,,Second,,\n";
         let got = run(text, b',', &ColumnMap::default());
-        let Parsed::Record { paper, line } = &got[0] else { panic!() };
+        let Parsed::Record { paper, line } = &got[0] else {
+            panic!()
+        };
         assert_eq!(*line, 2);
         assert_eq!(paper.title, "A, quoted title");
         assert_eq!(paper.abs, "first line\nsecond line");
         assert_eq!(paper.authors, vec!["Doe, J.", "Roe, R."]);
         assert_eq!(paper.year, Some(2020));
-        let Parsed::Record { line, .. } = &got[1] else { panic!() };
+        let Parsed::Record { line, .. } = &got[1] else {
+            panic!()
+        };
         assert_eq!(*line, 4);
 
         let map: ColumnMap = "title=Heading,abstract=Body".parse().unwrap();
         let got = run("heading\tbody\nT\tB\n", b'\t', &map);
-        let Parsed::Record { paper, .. } = &got[0] else { panic!() };
+        let Parsed::Record { paper, .. } = &got[0] else {
+            panic!()
+        };
         assert_eq!((paper.title.as_str(), paper.abs.as_str()), ("T", "B"));
     }
 
     #[test]
     fn missing_title_column_is_a_clear_problem() {
         let got = run("a,b\n1,2\n", b',', &ColumnMap::default());
-        let Parsed::Problem { reason, .. } = &got[0] else { panic!() };
+        let Parsed::Problem { reason, .. } = &got[0] else {
+            panic!()
+        };
         assert!(reason.contains("no title column"), "{reason}");
     }
 }

@@ -140,18 +140,28 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
 fn decode(path: &Path, bytes: &[u8]) -> Result<(String, Option<String>)> {
     if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
         let (t, _, bad) = UTF_16LE.decode(rest);
-        return Ok((t.into_owned(), bad.then(|| "invalid UTF-16 sequences were replaced".into())));
+        return Ok((
+            t.into_owned(),
+            bad.then(|| "invalid UTF-16 sequences were replaced".into()),
+        ));
     }
     if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
         let (t, _, bad) = UTF_16BE.decode(rest);
-        return Ok((t.into_owned(), bad.then(|| "invalid UTF-16 sequences were replaced".into())));
+        return Ok((
+            t.into_owned(),
+            bad.then(|| "invalid UTF-16 sequences were replaced".into()),
+        ));
     }
     let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
     check_binary(path, &bytes[..bytes.len().min(HEAD)])?;
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok((s.to_string(), None)),
         Err(e) => {
-            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
             let (t, _, _) = WINDOWS_1252.decode(bytes);
             Ok((
                 t.into_owned(),
@@ -204,6 +214,9 @@ mod tests {
         assert_eq!(t, "ok\nCafé");
         assert!(note.unwrap().contains("line 2"));
         assert!(decode(p, b"\x7fELF\x00\x00\x01").is_err());
-        assert_eq!(decode(p, b"\xEF\xBB\xBFTY  - JOUR").unwrap().0, "TY  - JOUR");
+        assert_eq!(
+            decode(p, b"\xEF\xBB\xBFTY  - JOUR").unwrap().0,
+            "TY  - JOUR"
+        );
     }
 }

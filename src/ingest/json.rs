@@ -12,9 +12,17 @@ use crate::error::Result;
 use crate::paper::{Original, Paper};
 
 pub fn parse(src: &mut Source, sink: &mut dyn FnMut(Parsed)) -> Result<()> {
-    if src.head().trim_start_matches('\u{feff}').trim_start().starts_with('[') {
+    if src
+        .head()
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .starts_with('[')
+    {
         let text = src.read_all()?;
-        return Ok(parse_array(&text, sink));
+        return {
+            parse_array(&text, sink);
+            Ok(())
+        };
     }
     src.for_each_line(&mut |line, text, recoded| {
         let t = text.trim();
@@ -57,7 +65,10 @@ fn parse_array(text: &str, sink: &mut dyn FnMut(Parsed)) {
 
 fn emit_indexed(index: u64, v: &Value, sink: &mut dyn FnMut(Parsed)) {
     match to_paper(v) {
-        Some(p) => sink(Parsed::Record { line: index, paper: p }),
+        Some(p) => sink(Parsed::Record {
+            line: index,
+            paper: p,
+        }),
         None => sink(Parsed::Problem {
             line: index,
             reason: format!("array element {index} is not an object; skipped"),
@@ -114,30 +125,53 @@ pub fn to_paper(v: &Value) -> Option<Paper> {
     let obj = v.as_object()?;
     let mut p = Paper {
         title: str_of(first(v, &["title", "display_name", "Title", "name"])).unwrap_or_default(),
-        abs: str_of(first(v, &["abstract", "summary", "abstractText", "Abstract", "description"]))
-            .or_else(|| v.get("abstract_inverted_index").and_then(inverted_abstract))
-            .unwrap_or_default(),
+        abs: str_of(first(
+            v,
+            &[
+                "abstract",
+                "summary",
+                "abstractText",
+                "Abstract",
+                "description",
+            ],
+        ))
+        .or_else(|| v.get("abstract_inverted_index").and_then(inverted_abstract))
+        .unwrap_or_default(),
         ..Default::default()
     };
 
     let ext = v.get("externalIds").or_else(|| v.get("external_ids"));
-    p.doi = str_of(first(v, &["doi", "DOI"]))
-        .or_else(|| ext.and_then(|e| str_of(e.get("DOI"))));
-    let raw_id = str_of(first(v, &["id", "paperId", "paper_id", "arxiv_id", "arxivId", "key", "ID"]));
+    p.doi = str_of(first(v, &["doi", "DOI"])).or_else(|| ext.and_then(|e| str_of(e.get("DOI"))));
+    let raw_id = str_of(first(
+        v,
+        &[
+            "id", "paperId", "paper_id", "arxiv_id", "arxivId", "key", "ID",
+        ],
+    ));
     p.arxiv = str_of(first(v, &["arxiv_id", "arxivId"]))
         .or_else(|| ext.and_then(|e| str_of(e.get("ArXiv"))))
         .or_else(|| raw_id.as_deref().and_then(normalize::clean_arxiv))
-        .or_else(|| str_of(v.get("abs")).as_deref().and_then(normalize::clean_arxiv));
+        .or_else(|| {
+            str_of(v.get("abs"))
+                .as_deref()
+                .and_then(normalize::clean_arxiv)
+        });
     p.id = match (&raw_id, &p.arxiv) {
         // arXiv records: the id is the bare arXiv id, version stripped.
-        (Some(r), Some(ax)) if normalize::clean_arxiv(r).as_deref() == Some(ax.as_str()) => ax.clone(),
+        (Some(r), Some(ax)) if normalize::clean_arxiv(r).as_deref() == Some(ax.as_str()) => {
+            ax.clone()
+        }
         (Some(r), _) => r.rsplit('/').next().unwrap_or(r).to_string(),
         (None, _) => String::new(),
     };
 
     p.authors = authors(v);
     p.year = first(v, &["year", "publication_year"])
-        .and_then(|y| y.as_i64().map(|n| n as i32).or_else(|| y.as_str().and_then(normalize::parse_year)))
+        .and_then(|y| {
+            y.as_i64()
+                .map(|n| n as i32)
+                .or_else(|| y.as_str().and_then(normalize::parse_year))
+        })
         .or_else(|| {
             v.get("versions")
                 .and_then(|vs| vs.get(0))
@@ -146,9 +180,18 @@ pub fn to_paper(v: &Value) -> Option<Paper> {
                 .and_then(normalize::parse_year)
         })
         .or_else(|| {
-            str_of(first(v, &["published", "publication_date", "date", "update_date", "created"]))
-                .as_deref()
-                .and_then(normalize::parse_year)
+            str_of(first(
+                v,
+                &[
+                    "published",
+                    "publication_date",
+                    "date",
+                    "update_date",
+                    "created",
+                ],
+            ))
+            .as_deref()
+            .and_then(normalize::parse_year)
         })
         .or_else(|| {
             // Crossref: issued.date-parts[0][0]
@@ -159,12 +202,21 @@ pub fn to_paper(v: &Value) -> Option<Paper> {
                 .and_then(Value::as_i64)
                 .map(|n| n as i32)
         });
-    p.venue = str_of(first(v, &["venue", "journal", "journal-ref", "container-title", "booktitle"]))
-        .or_else(|| {
-            v.get("primary_location")
-                .and_then(|l| l.get("source"))
-                .and_then(|s| str_of(s.get("display_name")))
-        });
+    p.venue = str_of(first(
+        v,
+        &[
+            "venue",
+            "journal",
+            "journal-ref",
+            "container-title",
+            "booktitle",
+        ],
+    ))
+    .or_else(|| {
+        v.get("primary_location")
+            .and_then(|l| l.get("source"))
+            .and_then(|s| str_of(s.get("display_name")))
+    });
     p.url = str_of(first(v, &["url", "abs", "link", "URL"]));
     let _ = obj;
     p.original = Some(Original {
@@ -182,7 +234,11 @@ fn authors(v: &Value) -> Vec<String> {
                 let a = a.as_array()?;
                 let last = a.first()?.as_str()?;
                 let given = a.get(1).and_then(Value::as_str).unwrap_or("");
-                Some(if given.is_empty() { last.to_string() } else { format!("{last}, {given}") })
+                Some(if given.is_empty() {
+                    last.to_string()
+                } else {
+                    format!("{last}, {given}")
+                })
             })
             .collect();
         if !names.is_empty() {
@@ -219,7 +275,7 @@ fn authors(v: &Value) -> Vec<String> {
 fn split_authors(s: &str) -> Vec<String> {
     s.split(" and ")
         .flat_map(|part| part.split(", "))
-        .map(|a| normalize::collapse_ws(a))
+        .map(normalize::collapse_ws)
         .filter(|a| !a.is_empty())
         .collect()
 }
@@ -253,7 +309,10 @@ mod tests {
         )
         .unwrap();
         let p = to_paper(&oa).unwrap();
-        assert_eq!((p.id.as_str(), p.title.as_str(), p.abs.as_str()), ("W42", "Graph nets", "Graphs are fun"));
+        assert_eq!(
+            (p.id.as_str(), p.title.as_str(), p.abs.as_str()),
+            ("W42", "Graph nets", "Graphs are fun")
+        );
         assert_eq!(p.year, Some(2021));
         assert_eq!(p.authors, vec!["Ada Lovelace"]);
 

@@ -39,15 +39,20 @@ fn is_date(line: &str) -> bool {
         && d.len() <= 2
         && d.chars().all(|c| c.is_ascii_digit())
         && rest.len() <= 1
-        && rest.iter().all(|y| y.len() == 4 && y.chars().all(|c| c.is_ascii_digit()))
+        && rest
+            .iter()
+            .all(|y| y.len() == 4 && y.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn strip_glued(line: &str) -> &str {
     for g in GLUED {
-        if let Some(rest) = line.strip_prefix(g) {
-            if rest.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit()) {
-                return rest;
-            }
+        if let Some(rest) = line.strip_prefix(g)
+            && rest
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit())
+        {
+            return rest;
         }
     }
     line
@@ -121,7 +126,10 @@ mod tests {
             .collect();
         assert_eq!(
             titles,
-            vec![("Fixed Point Diffusion Models".to_string(), 9), ("Second Title".to_string(), 12)]
+            vec![
+                ("Fixed Point Diffusion Models".to_string(), 9),
+                ("Second Title".to_string(), 12)
+            ]
         );
     }
 }

@@ -17,7 +17,18 @@ pub fn clean_text(s: &str) -> String {
     } else {
         s.to_string()
     };
-    let s = if s.contains(['\\', '{', '$', '~']) {
+    let s = if s.contains(['\\', '{', '$', '~']) || s.contains("--") || s.contains("``") {
+        latex_to_text(&s)
+    } else {
+        s
+    };
+    // Zotero escapes TeX it stored as text (`\$\$O{\textbackslash}left(`); once
+    // unescaped, that is TeX again: read it once more.
+    let s = if s.contains("$$")
+        || s.contains("\\frac")
+        || s.contains("\\left")
+        || s.contains("\\mathrm")
+    {
         latex_to_text(&s)
     } else {
         s
@@ -29,7 +40,13 @@ pub fn clean_text(s: &str) -> String {
 /// ("© 2021 Elsevier B.V. All rights reserved.") and leading "Abstract" labels.
 pub fn clean_abstract(s: &str) -> String {
     let mut t = clean_text(s);
-    for label in ["Abstract:", "Abstract.", "ABSTRACT:", "ABSTRACT", "Abstract "] {
+    for label in [
+        "Abstract:",
+        "Abstract.",
+        "ABSTRACT:",
+        "ABSTRACT",
+        "Abstract ",
+    ] {
         if let Some(rest) = t.strip_prefix(label) {
             t = rest.trim_start().to_string();
             break;
@@ -87,14 +104,24 @@ pub fn strip_html(s: &str) -> String {
                 .is_some_and(|n| n.is_ascii_alphabetic() || n == '/' || n == '!');
             if let (true, Some(end)) = (looks_tag, rest.find('>').filter(|e| *e < 200)) {
                 let tag = rest[..end].trim_start_matches('/').to_ascii_lowercase();
-                let block = ["p", "br", "div", "li", "jats:p", "jats:title", "title", "sec", "jats:sec"]
-                    .iter()
-                    .any(|b| tag == *b || tag.starts_with(&format!("{b} ")));
+                let block = [
+                    "p",
+                    "br",
+                    "div",
+                    "li",
+                    "jats:p",
+                    "jats:title",
+                    "title",
+                    "sec",
+                    "jats:sec",
+                ]
+                .iter()
+                .any(|b| tag == *b || tag.starts_with(&format!("{b} ")));
                 if block {
                     out.push(' ');
                 }
                 while let Some(&(j, _)) = chars.peek() {
-                    if j > i + end {
+                    if j > i + 1 + end {
                         break;
                     }
                     chars.next();
@@ -104,14 +131,14 @@ pub fn strip_html(s: &str) -> String {
             out.push(c);
         } else if c == '&' {
             let rest = &s[i..];
-            if let Some(end) = rest.find(';').filter(|e| *e <= 10) {
-                if let Some(decoded) = decode_entity(&rest[1..end]) {
-                    out.push(decoded);
-                    for _ in 0..rest[..end].chars().count() {
-                        chars.next();
-                    }
-                    continue;
+            if let Some(end) = rest.find(';').filter(|e| *e <= 10)
+                && let Some(decoded) = decode_entity(&rest[1..end])
+            {
+                out.push(decoded);
+                for _ in 0..rest[..end].chars().count() {
+                    chars.next();
                 }
+                continue;
             }
             out.push(c);
         } else {
@@ -283,12 +310,48 @@ fn symbol(cmd: &str) -> Option<&'static str> {
 fn is_wrapper(cmd: &str) -> bool {
     matches!(
         cmd,
-        "emph" | "textit" | "textbf" | "textrm" | "textsf" | "texttt" | "textsc" | "textup"
-            | "textmd" | "textnormal" | "mathrm" | "mathbf" | "mathit" | "mathsf" | "mathtt"
-            | "mathcal" | "mathbb" | "mathfrak" | "boldsymbol" | "bm" | "text" | "mbox"
-            | "hbox" | "url" | "href" | "uline" | "underline" | "em" | "it" | "bf" | "rm"
-            | "sc" | "tt" | "sf" | "operatorname" | "textsuperscript" | "textsubscript"
-            | "noopsort" | "ensuremath" | "protect" | "nolinkurl" | "enquote"
+        "emph"
+            | "textit"
+            | "textbf"
+            | "textrm"
+            | "textsf"
+            | "texttt"
+            | "textsc"
+            | "textup"
+            | "textmd"
+            | "textnormal"
+            | "mathrm"
+            | "mathbf"
+            | "mathit"
+            | "mathsf"
+            | "mathtt"
+            | "mathcal"
+            | "mathbb"
+            | "mathfrak"
+            | "boldsymbol"
+            | "bm"
+            | "text"
+            | "mbox"
+            | "hbox"
+            | "url"
+            | "href"
+            | "uline"
+            | "underline"
+            | "em"
+            | "it"
+            | "bf"
+            | "rm"
+            | "sc"
+            | "tt"
+            | "sf"
+            | "operatorname"
+            | "textsuperscript"
+            | "textsubscript"
+            | "noopsort"
+            | "ensuremath"
+            | "protect"
+            | "nolinkurl"
+            | "enquote"
     )
 }
 
@@ -452,7 +515,14 @@ pub fn clean_doi(s: &str) -> Option<String> {
 /// `2101.00001`, `hep-th/9901001`.
 pub fn clean_arxiv(s: &str) -> Option<String> {
     let mut s = s.trim();
-    for p in ["https://", "http://", "arxiv.org/abs/", "arxiv.org/pdf/", "export.", "www."] {
+    for p in [
+        "https://",
+        "http://",
+        "arxiv.org/abs/",
+        "arxiv.org/pdf/",
+        "export.",
+        "www.",
+    ] {
         if let Some(rest) = s.strip_prefix(p) {
             s = rest;
         }
@@ -473,7 +543,8 @@ pub fn clean_arxiv(s: &str) -> Option<String> {
     };
     let is_old = s.split_once('/').is_some_and(|(a, b)| {
         !a.is_empty()
-            && a.chars().all(|c| c.is_ascii_alphabetic() || c == '-' || c == '.')
+            && a.chars()
+                .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '.')
             && b.len() == 7
             && b.chars().all(|c| c.is_ascii_digit())
     });
@@ -512,15 +583,30 @@ mod tests {
 
     #[test]
     fn latex_accents_and_commands_become_unicode() {
-        assert_eq!(clean_text(r#"Gro{\ss}berger and Bal\'azs"#), "Großberger and Balázs");
-        assert_eq!(clean_text(r#"{\'E}cole, \c{c}a, \v{S}koda, {\"o}"#), "École, ça, Škoda, ö");
-        assert_eq!(clean_text(r#"Na\"{\i}ve \emph{deep} nets"#), "Naïve deep nets");
+        assert_eq!(
+            clean_text(r#"Gro{\ss}berger and Bal\'azs"#),
+            "Großberger and Balázs"
+        );
+        assert_eq!(
+            clean_text(r#"{\'E}cole, \c{c}a, \v{S}koda, {\"o}"#),
+            "École, ça, Škoda, ö"
+        );
+        assert_eq!(
+            clean_text(r#"Na\"{\i}ve \emph{deep} nets"#),
+            "Naïve deep nets"
+        );
         assert_eq!(
             clean_text(r"{UMAP}: {Uniform} {Manifold} Approximation"),
             "UMAP: Uniform Manifold Approximation"
         );
-        assert_eq!(clean_text(r"68.2\% top-1 \& 10\$ at $\alpha$-level"), "68.2% top-1 & 10$ at α-level");
-        assert_eq!(clean_text("pages 1--10 and so---on"), "pages 1–10 and so—on");
+        assert_eq!(
+            clean_text(r"68.2\% top-1 \& 10\$ at $\alpha$-level"),
+            "68.2% top-1 & 10$ at α-level"
+        );
+        assert_eq!(
+            clean_text("pages 1--10 and so---on"),
+            "pages 1–10 and so—on"
+        );
         assert_eq!(clean_text(r"\textbackslash{}n and a\_b"), r"\n and a_b");
     }
 
@@ -540,7 +626,9 @@ mod tests {
             "We study X."
         );
         assert_eq!(
-            clean_abstract("We study Y. © 2021, The Author(s), under exclusive license to Springer Nature."),
+            clean_abstract(
+                "We study Y. © 2021, The Author(s), under exclusive license to Springer Nature."
+            ),
             "We study Y."
         );
         assert_eq!(
@@ -551,11 +639,20 @@ mod tests {
 
     #[test]
     fn ids_are_normalised() {
-        assert_eq!(clean_arxiv("http://arxiv.org/abs/2003.02234v3").as_deref(), Some("2003.02234"));
-        assert_eq!(clean_arxiv("arXiv:hep-th/9901001v1").as_deref(), Some("hep-th/9901001"));
+        assert_eq!(
+            clean_arxiv("http://arxiv.org/abs/2003.02234v3").as_deref(),
+            Some("2003.02234")
+        );
+        assert_eq!(
+            clean_arxiv("arXiv:hep-th/9901001v1").as_deref(),
+            Some("hep-th/9901001")
+        );
         assert_eq!(clean_arxiv("0704.0001").as_deref(), Some("0704.0001"));
         assert_eq!(clean_arxiv("W1234"), None);
-        assert_eq!(clean_doi("https://doi.org/10.1103/PhysRevD.76.013009").as_deref(), Some("10.1103/physrevd.76.013009"));
+        assert_eq!(
+            clean_doi("https://doi.org/10.1103/PhysRevD.76.013009").as_deref(),
+            Some("10.1103/physrevd.76.013009")
+        );
         assert_eq!(parse_year("Mon, 2 Apr 2007 19:18:42 GMT"), Some(2007));
         assert_eq!(parse_year("12345"), None);
     }

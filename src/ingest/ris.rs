@@ -10,11 +10,16 @@ use crate::paper::{Original, Paper};
 /// use one), a dash, then the value.
 fn split_tag(line: &str) -> Option<(&str, &str)> {
     let b = line.as_bytes();
-    if b.len() < 5 || !b[0].is_ascii_uppercase() || !(b[1].is_ascii_uppercase() || b[1].is_ascii_digit()) {
+    if b.len() < 5
+        || !b[0].is_ascii_uppercase()
+        || !(b[1].is_ascii_uppercase() || b[1].is_ascii_digit())
+    {
         return None;
     }
     let rest = &line[2..];
-    let rest = rest.strip_prefix("  -").or_else(|| rest.strip_prefix(" -"))?;
+    let rest = rest
+        .strip_prefix("  -")
+        .or_else(|| rest.strip_prefix(" -"))?;
     Some((&line[..2], rest.strip_prefix(' ').unwrap_or(rest)))
 }
 
@@ -57,7 +62,9 @@ pub fn parse(text: &str, sink: &mut dyn FnMut(Parsed)) {
                 in_record = false;
                 fields.clear();
             }
-            Some((tag, value)) if in_record => fields.push((tag.to_string(), value.trim().to_string())),
+            Some((tag, value)) if in_record => {
+                fields.push((tag.to_string(), value.trim().to_string()))
+            }
             Some(_) => {}
             None if in_record && !line.trim().is_empty() => {
                 // Continuation of a multi-line field.
@@ -72,7 +79,8 @@ pub fn parse(text: &str, sink: &mut dyn FnMut(Parsed)) {
     if in_record {
         sink(Parsed::Problem {
             line: start_line,
-            reason: "the file ends before this record's ER line; record read as far as it goes".into(),
+            reason: "the file ends before this record's ER line; record read as far as it goes"
+                .into(),
         });
         emit(&fields, start_line, &text[start_byte..], sink);
     }
@@ -80,8 +88,12 @@ pub fn parse(text: &str, sink: &mut dyn FnMut(Parsed)) {
 
 fn emit(fields: &[(String, String)], line: u64, raw: &str, sink: &mut dyn FnMut(Parsed)) {
     let get = |tags: &[&str]| {
-        tags.iter()
-            .find_map(|t| fields.iter().find(|(k, v)| k == t && !v.is_empty()).map(|(_, v)| v.clone()))
+        tags.iter().find_map(|t| {
+            fields
+                .iter()
+                .find(|(k, v)| k == t && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        })
     };
     let paper = Paper {
         id: get(&["ID"]).unwrap_or_default(),
@@ -92,7 +104,9 @@ fn emit(fields: &[(String, String)], line: u64, raw: &str, sink: &mut dyn FnMut(
             .filter(|(k, _)| matches!(k.as_str(), "AU" | "A1"))
             .map(|(_, v)| v.clone())
             .collect(),
-        year: get(&["PY", "Y1", "DA", "Y2"]).as_deref().and_then(normalize::parse_year),
+        year: get(&["PY", "Y1", "DA", "Y2"])
+            .as_deref()
+            .and_then(normalize::parse_year),
         doi: get(&["DO", "DI"]),
         venue: get(&["T2", "JO", "JF", "JA", "J2", "SE"]),
         url: get(&["UR", "L2"]),
@@ -127,6 +141,9 @@ mod tests {
         assert_eq!(recs[0].0.year, Some(2019));
         assert_eq!(recs[1].1, 9);
         assert_eq!(recs[1].0.doi.as_deref(), Some("10.1/abc"));
-        assert!(got.iter().any(|p| matches!(p, Parsed::Problem { line: 9, .. })));
+        assert!(
+            got.iter()
+                .any(|p| matches!(p, Parsed::Problem { line: 9, .. }))
+        );
     }
 }

@@ -7,6 +7,61 @@ use std::collections::HashMap;
 use crate::paper::Paper;
 use crate::text::{self, is_stop_word, stem};
 
+/// Names of symbols that survive as words when math is flattened to text
+/// ("$O(\\log n)$" -> "log"); they never name a topic.
+const MATH_WORDS: &[&str] = &[
+    "varepsilon",
+    "epsilon",
+    "log",
+    "exp",
+    "alpha",
+    "beta",
+    "gamma",
+    "omega",
+    "sigma",
+    "delta",
+    "theta",
+    "lambda",
+    "rho",
+    "tau",
+    "phi",
+    "psi",
+    "eta",
+    "mu",
+    "nu",
+    "xi",
+    "pi",
+    "mathcal",
+    "mathbb",
+    "mathrm",
+    "tilde",
+    "frac",
+    "sqrt",
+    "ldots",
+    "cdot",
+    "hat",
+    "bar",
+    "vec",
+    "le",
+    "ge",
+    "leq",
+    "geq",
+    "sim",
+    "infty",
+    "poly",
+    "polylog",
+    "max",
+    "min",
+    "sup",
+    "inf",
+    "arg",
+    "argmin",
+    "argmax",
+    "ln",
+    "mid",
+    "top",
+];
+
 /// Terms and adjacent-pair bigrams of one text. A bigram never spans a stop
 /// word ("networks for molecules" gives no "network molecule").
 pub fn grams(s: &str) -> Vec<String> {
@@ -14,15 +69,19 @@ pub fn grams(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut prev: Option<String> = None;
     for w in words {
-        if w.chars().count() < 2 || is_stop_word(&w) || w.chars().all(|c| c.is_ascii_digit() || c == '-') {
+        if w.chars().count() < 2
+            || is_stop_word(&w)
+            || MATH_WORDS.contains(&w.as_str())
+            || w.chars().all(|c| c.is_ascii_digit() || c == '-')
+        {
             prev = None;
             continue;
         }
         let t = stem(&w);
-        if let Some(p) = &prev {
-            if *p != t {
-                out.push(format!("{p} {t}"));
-            }
+        if let Some(p) = &prev
+            && *p != t
+        {
+            out.push(format!("{p} {t}"));
         }
         out.push(t.clone());
         prev = Some(t);
@@ -30,17 +89,34 @@ pub fn grams(s: &str) -> Vec<String> {
     out
 }
 
-/// Keywords of each cluster by c-TF-IDF (as in BERTopic):
-/// `tf(t, c) / |c| * ln(1 + A / f(t))`, A = mean terms per cluster,
-/// f(t) = frequency of t over all clusters. Bigrams need two occurrences.
-pub fn keywords(papers: &[Paper], labels: &[usize], k: usize, per_topic: usize) -> Vec<Vec<String>> {
+/// Keywords of each cluster by c-TF-IDF (as in BERTopic, with its
+/// `reduce_frequent_words`): `sqrt(tf(t, c)) * ln(1 + A / f(t))`,
+/// A = mean terms per cluster, f(t) = frequency of t over all clusters.
+/// A keyword must occur in at least two of the cluster's papers (one
+/// paper's pet symbol is not a topic), unless the cluster has one paper.
+pub fn keywords(
+    papers: &[Paper],
+    labels: &[usize],
+    k: usize,
+    per_topic: usize,
+) -> Vec<Vec<String>> {
     let mut tf: Vec<HashMap<String, f64>> = vec![HashMap::new(); k];
+    let mut df: Vec<HashMap<String, usize>> = vec![HashMap::new(); k];
+    let mut sizes = vec![0usize; k];
     for (p, &l) in papers.iter().zip(labels) {
+        sizes[l] += 1;
         let mut text = p.title.clone();
         text.push_str(". ");
         text.push_str(&p.abs);
-        for g in grams(&text) {
-            *tf[l].entry(g).or_default() += 1.0;
+        let g = grams(&text);
+        let mut uniq: Vec<&String> = g.iter().collect();
+        uniq.sort();
+        uniq.dedup();
+        for t in uniq {
+            *df[l].entry(t.clone()).or_default() += 1;
+        }
+        for t in g {
+            *tf[l].entry(t).or_default() += 1.0;
         }
     }
     let mut total: HashMap<&str, f64> = HashMap::new();
@@ -49,15 +125,14 @@ pub fn keywords(papers: &[Paper], labels: &[usize], k: usize, per_topic: usize) 
             *total.entry(t.as_str()).or_default() += n;
         }
     }
-    let sizes: Vec<f64> = tf.iter().map(|m| m.values().sum()).collect();
-    let avg = sizes.iter().sum::<f64>() / k.max(1) as f64;
-    tf.iter()
-        .zip(&sizes)
-        .map(|(m, &size)| {
-            let mut scored: Vec<(f64, &String)> = m
+    let avg = tf.iter().map(|m| m.values().sum::<f64>()).sum::<f64>() / k.max(1) as f64;
+    (0..k)
+        .map(|c| {
+            let min_df = if sizes[c] >= 2 { 2 } else { 1 };
+            let mut scored: Vec<(f64, &String)> = tf[c]
                 .iter()
-                .filter(|(t, n)| !t.contains(' ') || **n >= 2.0)
-                .map(|(t, n)| (n / size.max(1.0) * (1.0 + avg / total[t.as_str()]).ln(), t))
+                .filter(|(t, _)| df[c][t.as_str()] >= min_df)
+                .map(|(t, n)| (n.sqrt() * (1.0 + avg / total[t.as_str()]).ln(), t))
                 .collect();
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
             pick_distinct(scored.into_iter().map(|(_, t)| t.as_str()), per_topic)
@@ -80,7 +155,9 @@ fn pick_distinct<'a>(terms: impl Iterator<Item = &'a str>, n: usize) -> Vec<Stri
             if words.len() == 1 {
                 ow.iter().any(|w| near(w, t))
             } else {
-                words.iter().all(|w| out.iter().any(|o2| o2.split(' ').any(|x| near(x, w))))
+                words
+                    .iter()
+                    .all(|w| out.iter().any(|o2| o2.split(' ').any(|x| near(x, w))))
                     || (ow.len() == 2 && ow == words)
             }
         });
@@ -101,7 +178,7 @@ fn near(a: &str, b: &str) -> bool {
         return true;
     }
     let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
-    common >= 6 && common * 10 >= a.chars().count().min(b.chars().count()) * 8
+    common >= 6 && common * 4 >= a.chars().count().min(b.chars().count()) * 3
 }
 
 /// A short name from the top keywords: up to three, joined.
@@ -143,20 +220,38 @@ mod tests {
     #[test]
     fn ctfidf_picks_distinctive_terms_without_duplicates() {
         let papers = vec![
-            p("Diffusion models for images", "Denoising diffusion models generate images."),
-            p("Faster diffusion models", "Sampling diffusion models with fewer steps."),
-            p("Graph neural networks", "Message passing in graph neural networks."),
-            p("Graph neural networks for chemistry", "Graph neural networks on molecules."),
+            p(
+                "Diffusion models for images",
+                "Denoising diffusion models generate images.",
+            ),
+            p(
+                "Faster diffusion models",
+                "Sampling diffusion models with fewer steps.",
+            ),
+            p(
+                "Graph neural networks",
+                "Message passing in graph neural networks.",
+            ),
+            p(
+                "Graph neural networks for chemistry",
+                "Graph neural networks on molecules.",
+            ),
         ];
         let kw = keywords(&papers, &[0, 0, 1, 1], 2, 3);
         assert_eq!(kw[0][0], "diffusion model", "{kw:?}");
         assert!(!kw[0].contains(&"diffusion".to_string()), "{kw:?}");
-        assert!(kw[1][0].starts_with("graph neural") || kw[1][0].starts_with("neural network"), "{kw:?}");
+        assert!(
+            kw[1][0].starts_with("graph neural") || kw[1][0].starts_with("neural network"),
+            "{kw:?}"
+        );
     }
 
     #[test]
     fn near_duplicates_are_dropped() {
-        let got = pick_distinct(["optimization", "optimizer", "loss", "loss landscape"].into_iter(), 5);
+        let got = pick_distinct(
+            ["optimization", "optimizer", "loss", "loss landscape"].into_iter(),
+            5,
+        );
         assert_eq!(got, vec!["optimization", "loss landscape"]);
     }
 }

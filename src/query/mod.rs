@@ -33,7 +33,9 @@ impl FromStr for Mode {
             "dense" => Ok(Mode::Dense),
             "lexical" => Ok(Mode::Lexical),
             "hybrid" => Ok(Mode::Hybrid),
-            o => Err(Error::Invalid(format!("unknown mode '{o}' (dense, lexical, hybrid)"))),
+            o => Err(Error::Invalid(format!(
+                "unknown mode '{o}' (dense, lexical, hybrid)"
+            ))),
         }
     }
 }
@@ -70,9 +72,17 @@ impl Default for RelatedOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Resolved {
-    Paper { row: usize, matched_by: &'static str },
-    Text { text: String },
-    Set { positive: Vec<usize>, negative: Vec<usize> },
+    Paper {
+        row: usize,
+        matched_by: &'static str,
+    },
+    Text {
+        text: String,
+    },
+    Set {
+        positive: Vec<usize>,
+        negative: Vec<usize>,
+    },
 }
 
 /// One related paper.
@@ -94,7 +104,10 @@ pub fn resolve(lib: &Library, input: &str) -> Result<Resolved> {
         return Err(Error::Query("empty query".into()));
     }
     if let Some(row) = lib.index_of(q) {
-        return Ok(Resolved::Paper { row, matched_by: "id" });
+        return Ok(Resolved::Paper {
+            row,
+            matched_by: "id",
+        });
     }
     let probe = crate::paper::Paper {
         title: q.to_string(),
@@ -111,7 +124,10 @@ pub fn resolve(lib: &Library, input: &str) -> Result<Resolved> {
         } else {
             "title"
         };
-        return Ok(Resolved::Paper { row, matched_by: by });
+        return Ok(Resolved::Paper {
+            row,
+            matched_by: by,
+        });
     }
     let nq = normalize_title(q);
     let qwords: HashSet<&str> = nq.split(' ').collect();
@@ -131,9 +147,17 @@ pub fn resolve(lib: &Library, input: &str) -> Result<Resolved> {
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         match scored.as_slice() {
             [] => {}
-            [(_, row)] => return Ok(Resolved::Paper { row: *row, matched_by: "fuzzy title" }),
+            [(_, row)] => {
+                return Ok(Resolved::Paper {
+                    row: *row,
+                    matched_by: "fuzzy title",
+                });
+            }
             [(best, row), (second, _), ..] if best - second >= 0.05 => {
-                return Ok(Resolved::Paper { row: *row, matched_by: "fuzzy title" });
+                return Ok(Resolved::Paper {
+                    row: *row,
+                    matched_by: "fuzzy title",
+                });
             }
             many => {
                 let list: Vec<String> = many
@@ -148,7 +172,9 @@ pub fn resolve(lib: &Library, input: &str) -> Result<Resolved> {
             }
         }
     }
-    Ok(Resolved::Text { text: q.to_string() })
+    Ok(Resolved::Text {
+        text: q.to_string(),
+    })
 }
 
 /// Everything a related query needs, built once per process.
@@ -167,7 +193,10 @@ impl<'a> Engine<'a> {
         let model = lib.manifest().model.as_ref().map_or("", |m| m.id.as_str());
         let mut by_key: HashMap<_, Vec<usize>> = HashMap::new();
         for (i, p) in lib.papers().iter().enumerate() {
-            by_key.entry(vec_key(model, &p.embed_text())).or_default().push(i);
+            by_key
+                .entry(vec_key(model, &p.embed_text()))
+                .or_default()
+                .push(i);
         }
         Engine {
             lib,
@@ -181,7 +210,12 @@ impl<'a> Engine<'a> {
     /// Rows that are the same paper as `row`: itself and any paper with the
     /// identical embedded text.
     fn twins(&self, row: usize) -> Vec<usize> {
-        let model = self.lib.manifest().model.as_ref().map_or("", |m| m.id.as_str());
+        let model = self
+            .lib
+            .manifest()
+            .model
+            .as_ref()
+            .map_or("", |m| m.id.as_str());
         let key = vec_key(model, &self.lib.papers()[row].embed_text());
         self.by_key.get(&key).cloned().unwrap_or_else(|| vec![row])
     }
@@ -198,16 +232,26 @@ impl<'a> Engine<'a> {
         let (qvec, qterms, neg_terms): (Vec<f32>, Vec<String>, Vec<String>) = match q {
             Resolved::Paper { row, .. } => {
                 exclude.extend(self.twins(*row));
-                (self.searcher.matrix.row(*row).to_vec(), self.doc_terms[*row].clone(), Vec::new())
+                (
+                    self.searcher.matrix.row(*row).to_vec(),
+                    self.doc_terms[*row].clone(),
+                    Vec::new(),
+                )
             }
             Resolved::Text { text: t } => (
-                if opts.mode == Mode::Lexical { Vec::new() } else { embed_text(t)? },
+                if opts.mode == Mode::Lexical {
+                    Vec::new()
+                } else {
+                    embed_text(t)?
+                },
                 text::terms(t),
                 Vec::new(),
             ),
             Resolved::Set { positive, negative } => {
                 if positive.is_empty() {
-                    return Err(Error::Query("a reading-list query needs at least one positive paper".into()));
+                    return Err(Error::Query(
+                        "a reading-list query needs at least one positive paper".into(),
+                    ));
                 }
                 let dim = self.searcher.matrix.dim;
                 // Rocchio: mean of positives minus half the mean of negatives.
@@ -225,8 +269,14 @@ impl<'a> Engine<'a> {
                     }
                 }
                 normalize(&mut v);
-                let pos: Vec<String> = positive.iter().flat_map(|&r| self.doc_terms[r].clone()).collect();
-                let neg: Vec<String> = negative.iter().flat_map(|&r| self.doc_terms[r].clone()).collect();
+                let pos: Vec<String> = positive
+                    .iter()
+                    .flat_map(|&r| self.doc_terms[r].clone())
+                    .collect();
+                let neg: Vec<String> = negative
+                    .iter()
+                    .flat_map(|&r| self.doc_terms[r].clone())
+                    .collect();
                 (v, pos, neg)
             }
         };
@@ -256,7 +306,10 @@ impl<'a> Engine<'a> {
                     *s.entry(d).or_default() -= 0.5 * v;
                 }
             }
-            let mut v: Vec<(usize, f32)> = s.into_iter().filter(|(d, x)| *x > 0.0 && keep(*d)).collect();
+            let mut v: Vec<(usize, f32)> = s
+                .into_iter()
+                .filter(|(d, x)| *x > 0.0 && keep(*d))
+                .collect();
             v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             v.truncate(pool);
             lexical.extend(v);
@@ -267,7 +320,9 @@ impl<'a> Engine<'a> {
         // Dense scores for lexical-only candidates, so fusion sees both.
         if opts.mode == Mode::Hybrid {
             for &r in &rows {
-                dense.entry(r).or_insert_with(|| dot(self.searcher.matrix.row(r), &qvec));
+                dense
+                    .entry(r)
+                    .or_insert_with(|| dot(self.searcher.matrix.row(r), &qvec));
             }
         }
         let range = |m: &HashMap<usize, f32>| {
@@ -286,7 +341,11 @@ impl<'a> Engine<'a> {
                     Mode::Dense => d,
                     Mode::Lexical => l,
                     Mode::Hybrid => {
-                        let dn = if dhi > dlo { (d - dlo) / (dhi - dlo) } else { 1.0 };
+                        let dn = if dhi > dlo {
+                            (d - dlo) / (dhi - dlo)
+                        } else {
+                            1.0
+                        };
                         let ln = if lhi > 0.0 { l / lhi } else { 0.0 };
                         opts.weight * dn + (1.0 - opts.weight) * ln
                     }
@@ -312,7 +371,7 @@ impl<'a> Engine<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embed::{EmbedOptions, HashEmbedder, embed_library};
+    use crate::embed::{EmbedOptions, Embedder, HashEmbedder, embed_library};
     use crate::index::SearchOptions;
     use crate::paper::Paper;
     use crate::store::{WriteOptions, Writer};
@@ -321,18 +380,58 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
         let items = [
-            ("g1", "Graph neural networks for molecule property prediction", "Message passing networks on molecular graphs predict chemical properties.", 2019),
-            ("g2", "Molecular graph learning with message passing", "We learn molecular representations with graph neural networks and message passing.", 2021),
-            ("v1", "Vision transformers for image classification", "Transformers applied to image patches classify images.", 2021),
-            ("v2", "Image classification with convolutional networks", "Deep convolutional networks classify natural images.", 2015),
-            ("d1", "Denoising diffusion models for image generation", "Diffusion models generate images by denoising.", 2020),
+            (
+                "g1",
+                "Graph neural networks for molecule property prediction",
+                "Message passing networks on molecular graphs predict chemical properties.",
+                2019,
+            ),
+            (
+                "g2",
+                "Molecular graph learning with message passing",
+                "We learn molecular representations with graph neural networks and message passing.",
+                2021,
+            ),
+            (
+                "v1",
+                "Vision transformers for image classification",
+                "Transformers applied to image patches classify images.",
+                2021,
+            ),
+            (
+                "v2",
+                "Image classification with convolutional networks",
+                "Deep convolutional networks classify natural images.",
+                2015,
+            ),
+            (
+                "d1",
+                "Denoising diffusion models for image generation",
+                "Diffusion models generate images by denoising.",
+                2020,
+            ),
         ];
         for (id, t, a, y) in items {
-            w.add_paper(Paper { id: id.into(), title: t.into(), abs: a.into(), year: Some(y), ..Default::default() }).unwrap();
+            w.add_paper(Paper {
+                id: id.into(),
+                title: t.into(),
+                abs: a.into(),
+                year: Some(y),
+                ..Default::default()
+            })
+            .unwrap();
         }
         w.commit().unwrap();
         let mut e = HashEmbedder::new(256);
-        embed_library(&mut w, &mut e, &EmbedOptions { progress: false, ..Default::default() }).unwrap();
+        embed_library(
+            &mut w,
+            &mut e,
+            &EmbedOptions {
+                progress: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         drop(w);
         let lib = Library::open(dir.path()).unwrap();
         (dir, lib)
@@ -341,16 +440,39 @@ mod tests {
     #[test]
     fn resolves_ids_titles_and_text() {
         let (_d, lib) = library();
-        assert_eq!(resolve(&lib, "g2").unwrap(), Resolved::Paper { row: 1, matched_by: "id" });
         assert_eq!(
-            resolve(&lib, "graph neural networks for molecule property prediction").unwrap(),
-            Resolved::Paper { row: 0, matched_by: "title" }
+            resolve(&lib, "g2").unwrap(),
+            Resolved::Paper {
+                row: 1,
+                matched_by: "id"
+            }
         );
         assert_eq!(
-            resolve(&lib, "Graph neural networks for molecule property predictions!").unwrap(),
-            Resolved::Paper { row: 0, matched_by: "fuzzy title" }
+            resolve(
+                &lib,
+                "graph neural networks for molecule property prediction"
+            )
+            .unwrap(),
+            Resolved::Paper {
+                row: 0,
+                matched_by: "title"
+            }
         );
-        assert!(matches!(resolve(&lib, "protein folding").unwrap(), Resolved::Text { .. }));
+        assert_eq!(
+            resolve(
+                &lib,
+                "Graph neural networks for molecule property predictions!"
+            )
+            .unwrap(),
+            Resolved::Paper {
+                row: 0,
+                matched_by: "fuzzy title"
+            }
+        );
+        assert!(matches!(
+            resolve(&lib, "protein folding").unwrap(),
+            Resolved::Text { .. }
+        ));
     }
 
     #[test]
@@ -361,19 +483,60 @@ mod tests {
         let mut e = HashEmbedder::new(256);
         let mut embed = |t: &str| Ok(e.embed(&[t]).unwrap().remove(0));
         for mode in [Mode::Dense, Mode::Lexical, Mode::Hybrid] {
-            let opts = RelatedOptions { k: 3, mode, ..Default::default() };
-            let r = engine.related(&Resolved::Paper { row: 0, matched_by: "id" }, &opts, &mut embed).unwrap();
+            let opts = RelatedOptions {
+                k: 3,
+                mode,
+                ..Default::default()
+            };
+            let r = engine
+                .related(
+                    &Resolved::Paper {
+                        row: 0,
+                        matched_by: "id",
+                    },
+                    &opts,
+                    &mut embed,
+                )
+                .unwrap();
             assert!(r.iter().all(|x| x.row != 0), "{mode:?}");
             assert_eq!(r[0].row, 1, "{mode:?}: {r:?}");
         }
-        let opts = RelatedOptions { k: 5, year_from: Some(2020), ..Default::default() };
-        let r = engine.related(&Resolved::Text { text: "image generation".into() }, &opts, &mut embed).unwrap();
+        let opts = RelatedOptions {
+            k: 5,
+            year_from: Some(2020),
+            ..Default::default()
+        };
+        let r = engine
+            .related(
+                &Resolved::Text {
+                    text: "image generation".into(),
+                },
+                &opts,
+                &mut embed,
+            )
+            .unwrap();
         assert_eq!(r[0].row, 4);
         assert!(r.iter().all(|x| lib.papers()[x.row].year.unwrap() >= 2020));
-        assert!(r[0].why.iter().any(|w| w.contains("image")), "{:?}", r[0].why);
+        assert!(
+            r[0].why.iter().any(|w| w.contains("image")),
+            "{:?}",
+            r[0].why
+        );
 
-        let set = Resolved::Set { positive: vec![2], negative: vec![4] };
-        let r = engine.related(&set, &RelatedOptions { k: 2, ..Default::default() }, &mut embed).unwrap();
+        let set = Resolved::Set {
+            positive: vec![2],
+            negative: vec![4],
+        };
+        let r = engine
+            .related(
+                &set,
+                &RelatedOptions {
+                    k: 2,
+                    ..Default::default()
+                },
+                &mut embed,
+            )
+            .unwrap();
         assert_eq!(r[0].row, 3);
     }
 }

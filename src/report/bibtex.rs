@@ -23,8 +23,21 @@ pub fn entry(p: &Paper) -> String {
     if let Some(o) = p.original.as_ref().filter(|o| o.format == "bibtex") {
         return o.text.clone();
     }
-    let key: String = p.id.chars().map(|c| if c.is_alphanumeric() || "-_:.".contains(c) { c } else { '_' }).collect();
-    let kind = if p.arxiv.is_some() && p.venue.is_none() { "misc" } else { "article" };
+    let key: String =
+        p.id.chars()
+            .map(|c| {
+                if c.is_alphanumeric() || "-_:.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+    let kind = if p.arxiv.is_some() && p.venue.is_none() {
+        "misc"
+    } else {
+        "article"
+    };
     let mut fields: Vec<(&str, String)> = vec![("title", p.title.clone())];
     if !p.authors.is_empty() {
         fields.push(("author", p.authors.join(" and ")));
@@ -48,12 +61,18 @@ pub fn entry(p: &Paper) -> String {
     if !p.abs.is_empty() {
         fields.push(("abstract", p.abs.clone()));
     }
-    let body: Vec<String> = fields.iter().map(|(k, v)| format!("  {k} = {}", braced(v))).collect();
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("  {k} = {}", braced(v)))
+        .collect();
     format!("@{kind}{{{key},\n{}\n}}", body.join(",\n"))
 }
 
 pub fn render_topic(t: &TopicView, papers: &[Paper]) -> String {
-    let mut s = format!("% papermap topic {}: {} ({} papers)\n\n", t.id, t.name, t.size);
+    let mut s = format!(
+        "% papermap topic {}: {} ({} papers)\n\n",
+        t.id, t.name, t.size
+    );
     for m in &t.papers {
         s.push_str(&entry(&papers[m.row]));
         s.push_str("\n\n");
@@ -62,5 +81,9 @@ pub fn render_topic(t: &TopicView, papers: &[Paper]) -> String {
 }
 
 pub fn render_all(r: &TopicReport, papers: &[Paper]) -> String {
-    r.topics.iter().map(|t| render_topic(t, papers)).collect::<Vec<_>>().join("")
+    r.topics
+        .iter()
+        .map(|t| render_topic(t, papers))
+        .collect::<Vec<_>>()
+        .join("")
 }

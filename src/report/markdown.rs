@@ -33,9 +33,19 @@ pub fn render(r: &TopicReport) -> String {
     for t in &r.topics {
         let _ = writeln!(s, "\n## Topic {}: {}\n", t.id, esc(&t.name));
         let _ = writeln!(s, "<a id=\"topic-{}\"></a>\n", t.id);
-        let _ = writeln!(s, "**{} papers** ({:?}). Keywords: {}.\n", t.size, t.change, t.keywords.join(", "));
+        let _ = writeln!(
+            s,
+            "**{} papers** ({:?}). Keywords: {}.\n",
+            t.size,
+            t.change,
+            t.keywords.join(", ")
+        );
         if !t.similar.is_empty() {
-            let sim: Vec<String> = t.similar.iter().map(|(id, c)| format!("topic {id} ({c:.2})")).collect();
+            let sim: Vec<String> = t
+                .similar
+                .iter()
+                .map(|(id, c)| format!("topic {id} ({c:.2})"))
+                .collect();
             let _ = writeln!(s, "Closest topics: {}.\n", sim.join(", "));
         }
         let _ = writeln!(s, "Representative papers:\n");
@@ -44,7 +54,11 @@ pub fn render(r: &TopicReport) -> String {
             let _ = writeln!(s, "1. **{}**{} `{}`", esc(&m.title), year, m.id);
         }
         if t.papers.len() > t.representatives.len() {
-            let _ = writeln!(s, "\n<details><summary>All {} papers</summary>\n", t.papers.len());
+            let _ = writeln!(
+                s,
+                "\n<details><summary>All {} papers</summary>\n",
+                t.papers.len()
+            );
             for m in &t.papers {
                 let year = m.year.map(|y| format!(" ({y})")).unwrap_or_default();
                 let _ = writeln!(s, "- {}{} `{}`", esc(&m.title), year, m.id);

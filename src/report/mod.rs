@@ -146,7 +146,12 @@ pub fn render(r: &TopicReport, format: Format, papers: &[crate::paper::Paper]) -
 
 /// Writes a report. For BibTeX, `out` is a directory that receives one
 /// `topic-<id>.bib` per topic; for the other formats it is a file.
-pub fn write(r: &TopicReport, format: Format, papers: &[crate::paper::Paper], out: &Path) -> Result<Vec<std::path::PathBuf>> {
+pub fn write(
+    r: &TopicReport,
+    format: Format,
+    papers: &[crate::paper::Paper],
+    out: &Path,
+) -> Result<Vec<std::path::PathBuf>> {
     if format == Format::Bibtex {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         let mut written = Vec::new();

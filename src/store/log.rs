@@ -43,7 +43,9 @@ pub fn scan(path: &Path, magic: &[u8; 8], committed: u64) -> Result<Scan> {
     }
     let file = File::open(path).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
-        reason: format!("the manifest records {committed} bytes but the file cannot be opened: {e}"),
+        reason: format!(
+            "the manifest records {committed} bytes but the file cannot be opened: {e}"
+        ),
     })?;
     scan.file_len = file.metadata().at(path)?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
@@ -145,7 +147,9 @@ impl Appender {
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|l| *l <= MAX_FRAME)
-            .ok_or_else(|| Error::Invalid(format!("record of {} bytes is too large", payload.len())))?;
+            .ok_or_else(|| {
+                Error::Invalid(format!("record of {} bytes is too large", payload.len()))
+            })?;
         let crc = crc32fast::hash(payload);
         self.w.write_all(&len.to_le_bytes()).at(&self.path)?;
         self.w.write_all(&crc.to_le_bytes()).at(&self.path)?;

@@ -98,12 +98,15 @@ impl Manifest {
                 },
             });
         }
-        let env: Envelope =
-            serde_json::from_value(raw).map_err(|e| corrupt(format!("unexpected content ({e})")))?;
+        let env: Envelope = serde_json::from_value(raw)
+            .map_err(|e| corrupt(format!("unexpected content ({e})")))?;
         let body = serde_json::to_string(&env.manifest).expect("manifest serialises");
         let crc = format!("{:08x}", crc32fast::hash(body.as_bytes()));
         if crc != env.crc32 {
-            return Err(corrupt(format!("checksum mismatch (stored {}, computed {crc})", env.crc32)));
+            return Err(corrupt(format!(
+                "checksum mismatch (stored {}, computed {crc})",
+                env.crc32
+            )));
         }
         Ok(Some(env.manifest))
     }
@@ -154,7 +157,9 @@ mod tests {
         m.papers.records = 3;
         m.write(&p).unwrap();
         assert_eq!(Manifest::read(dir.path(), &p).unwrap(), Some(m));
-        let text = fs::read_to_string(&p).unwrap().replace("\"records\": 3", "\"records\": 4");
+        let text = fs::read_to_string(&p)
+            .unwrap()
+            .replace("\"records\": 3", "\"records\": 4");
         fs::write(&p, text).unwrap();
         let err = Manifest::read(dir.path(), &p).unwrap_err().to_string();
         assert!(err.contains("checksum mismatch"), "{err}");

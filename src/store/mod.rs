@@ -61,7 +61,7 @@ pub struct Library {
     manifest: Manifest,
     papers: Vec<Paper>,
     by_id: HashMap<String, usize>,
-    by_identity: HashMap<String, usize>,
+    by_identity: HashMap<String, Vec<usize>>,
     vec_rows: HashMap<VecKey, usize>,
     vec_data: Vec<f32>,
     dim: usize,
@@ -178,7 +178,10 @@ impl Library {
         let p = &self.papers[idx];
         self.by_id.insert(p.id.clone(), idx);
         for k in p.identity_keys() {
-            self.by_identity.entry(k).or_insert(idx);
+            let rows = self.by_identity.entry(k).or_default();
+            if !rows.contains(&idx) {
+                rows.push(idx);
+            }
         }
     }
 
@@ -206,12 +209,23 @@ impl Library {
         self.by_id.get(id).copied()
     }
 
-    /// Finds the stored twin of a record by its identity keys.
+    /// Finds the stored twin of a record by its identity keys: DOI, then
+    /// arXiv id, then title. Equal titles with years more than one apart
+    /// (a preprint and its publication are one year apart at most) are
+    /// different works, e.g. two books called "Bounded Rationality".
     pub fn find_same(&self, paper: &Paper) -> Option<usize> {
-        paper
-            .identity_keys()
-            .iter()
-            .find_map(|k| self.by_identity.get(k).copied())
+        paper.identity_keys().iter().find_map(|k| {
+            let rows = self.by_identity.get(k)?;
+            if !k.starts_with("title:") {
+                return rows.first().copied();
+            }
+            rows.iter()
+                .copied()
+                .find(|&r| match (self.papers[r].year, paper.year) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1,
+                    _ => true,
+                })
+        })
     }
 
     pub fn dim(&self) -> usize {
@@ -245,7 +259,10 @@ impl Library {
             h.update(p.embed_text().as_bytes());
             h.update([0]);
         }
-        h.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect()
+        h.finalize()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -432,8 +449,10 @@ fn compact_vectors(lib: &mut Library) -> Result<()> {
     lib.manifest.generation += 1;
     lib.manifest.write(&lib.root.join(MANIFEST))?;
     let _ = fs::remove_file(lib.root.join(old));
-    lib.warnings
-        .push(format!("vector cache rewritten from its {} intact records", rows.len()));
+    lib.warnings.push(format!(
+        "vector cache rewritten from its {} intact records",
+        rows.len()
+    ));
     lib.vectors_damaged = false;
     Ok(())
 }
@@ -453,7 +472,15 @@ pub fn repair(root: &Path, opts: &WriteOptions) -> Result<Vec<String>> {
     let lost: Vec<String> = scan
         .damage
         .iter()
-        .map(|d| format!("{} record {} at byte {}: {}", path.display(), d.record, d.offset, d.reason))
+        .map(|d| {
+            format!(
+                "{} record {} at byte {}: {}",
+                path.display(),
+                d.record,
+                d.offset,
+                d.reason
+            )
+        })
         .collect();
     let next = next_log_name("papers", &m.papers.file);
     let mut app = Appender::open(&root.join(&next), PAPERS_MAGIC, 0)?;
@@ -502,7 +529,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
         w.set_model("m", 2).unwrap();
-        assert_eq!(w.add_paper(paper("a", "Alpha", "")).unwrap(), Added::New("a".into()));
+        assert_eq!(
+            w.add_paper(paper("a", "Alpha", "")).unwrap(),
+            Added::New("a".into())
+        );
         assert_eq!(
             w.add_paper(paper("x", "ALPHA!", "text")).unwrap(),
             Added::Updated("a".into())
@@ -511,14 +541,27 @@ mod tests {
             w.add_paper(paper("y", "alpha", "other")).unwrap(),
             Added::Duplicate("a".into())
         );
-        assert_eq!(w.add_paper(paper("a", "Beta", "")).unwrap(), Added::New("a-2".into()));
+        assert_eq!(
+            w.add_paper(paper("a", "Beta", "")).unwrap(),
+            Added::New("a-2".into())
+        );
+        let dated = |year| Paper {
+            year: Some(year),
+            ..paper("b", "Bounded rationality", "")
+        };
+        assert_eq!(w.add_paper(dated(1990)).unwrap(), Added::New("b".into()));
+        assert_eq!(w.add_paper(dated(2011)).unwrap(), Added::New("b-2".into()));
+        assert_eq!(
+            w.add_paper(dated(1991)).unwrap(),
+            Added::Duplicate("b".into())
+        );
         w.put_vector([1; 16], &[0.6, 0.8]).unwrap();
         w.commit().unwrap();
         w.add_paper(paper("c", "Uncommitted", "")).unwrap();
         drop(w);
 
         let lib = Library::open(dir.path()).unwrap();
-        assert_eq!(lib.len(), 2);
+        assert_eq!(lib.len(), 4);
         assert_eq!(lib.papers()[0].abs, "text");
         assert_eq!(lib.vector(&[1; 16]), Some([0.6f32, 0.8].as_slice()));
         assert!(lib.warnings.is_empty());
@@ -555,7 +598,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
         for i in 0..3 {
-            w.add_paper(paper(&format!("p{i}"), &format!("Title {i}"), "")).unwrap();
+            w.add_paper(paper(&format!("p{i}"), &format!("Title {i}"), ""))
+                .unwrap();
         }
         w.commit().unwrap();
         drop(w);
@@ -564,7 +608,10 @@ mod tests {
         bytes[8 + 8 + 5] ^= 0x20; // first record's payload
         fs::write(&p, bytes).unwrap();
         let err = Library::open(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("record 0 at byte 8: checksum mismatch"), "{err}");
+        assert!(
+            err.contains("record 0 at byte 8: checksum mismatch"),
+            "{err}"
+        );
         let lost = repair(dir.path(), &WriteOptions::default()).unwrap();
         assert_eq!(lost.len(), 1);
         let lib = Library::open(dir.path()).unwrap();

@@ -1,0 +1,435 @@
+//! The real binary in a temporary directory. Tests named `real_model_*` use
+//! the real embedding model (needs `bash scripts/setup`); the others use the
+//! deterministic hashing embedder, as the model is not their point.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn papermap(lib: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_papermap"))
+        .arg("--library")
+        .arg(lib)
+        .args(args)
+        .output()
+        .expect("runs papermap")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "papermap failed: {}\nstdout: {}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn real_model_end_to_end_on_a_small_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let add = papermap(&lib, &["add", fixture("mini.jsonl").to_str().unwrap()]);
+    ok(&add);
+    assert!(stderr(&add).contains("read 12, new 12"), "{}", stderr(&add));
+    assert!(
+        stderr(&add).contains("embedded 12 papers"),
+        "{}",
+        stderr(&add)
+    );
+
+    // A paper's related list: same-topic papers first, never itself.
+    let out = ok(&papermap(
+        &lib,
+        &[
+            "related",
+            "Contextual Bandits with Online Neural Regression",
+            "--json",
+            "-k",
+            "3",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["query"]["paper"]["id"], "bandit-1");
+    let ids: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| id.starts_with("bandit-")), "{ids:?}");
+    assert!(!ids.contains(&"bandit-1"));
+
+    // Free text goes through the model.
+    let out = ok(&papermap(
+        &lib,
+        &[
+            "related",
+            "low-bit integer weights for LLMs",
+            "--json",
+            "-k",
+            "2",
+            "--mode",
+            "dense",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["query"]["kind"], "text");
+    assert!(
+        v["results"][0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("quant-"),
+        "{out}"
+    );
+
+    // Topics with k = 3 recover the three groups.
+    let out = ok(&papermap(&lib, &["topics", "-k", "3", "--json"]));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for t in r["topics"].as_array().unwrap() {
+        let prefixes: std::collections::HashSet<&str> = t["papers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().split('-').next().unwrap())
+            .collect();
+        assert_eq!(prefixes.len(), 1, "mixed topic: {t}");
+    }
+
+    // Adding the same file again embeds nothing.
+    let again = papermap(&lib, &["add", fixture("mini.jsonl").to_str().unwrap()]);
+    ok(&again);
+    assert!(
+        stderr(&again).contains("new 0, duplicate 12"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        stderr(&again).contains("embedded 0 papers"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn every_shared_format_ingests_with_the_right_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let files = [
+        "zotero-export.bib",
+        "scopus-export.ris",
+        "arxiv-oai-snapshot.jsonl",
+        "arxiv-api-listing.jsonl",
+    ];
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| fixture(f).to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["--embedder", "hash", "add"];
+    args.extend(paths.iter().map(String::as_str));
+    let o = papermap(&lib, &args);
+    ok(&o);
+    let err = stderr(&o);
+    for (f, read) in [
+        ("zotero-export.bib", 150),
+        ("scopus-export.ris", 120),
+        ("arxiv-oai-snapshot.jsonl", 100),
+        ("arxiv-api-listing.jsonl", 150),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(f) && l.contains("read "))
+            .unwrap_or_else(|| panic!("no summary for {f}: {err}"));
+        assert!(line.contains(&format!("read {read},")), "{line}");
+    }
+    // The one Zotero entry with neither title nor abstract is named with its line.
+    assert!(
+        err.contains("zotero-export.bib:1952: record has neither title nor abstract"),
+        "{err}"
+    );
+
+    // Titles and abstracts are clean: no LaTeX, no copyright tails, no hard breaks.
+    let lib_ = papermap::store::Library::open(&lib).unwrap();
+    for p in lib_.papers() {
+        for text in [&p.title, &p.abs] {
+            assert!(
+                !text.contains('\n') && !text.contains("  "),
+                "{}: {text:?}",
+                p.id
+            );
+            assert!(
+                !text.contains("\\'") && !text.contains("{\\"),
+                "{}: {text:?}",
+                p.id
+            );
+            assert!(!text.contains("All rights reserved"), "{}: {text:?}", p.id);
+        }
+    }
+    let umap = lib_
+        .papers()
+        .iter()
+        .find(|p| p.id == "mcinnes_umap_2018")
+        .unwrap();
+    assert_eq!(
+        umap.title,
+        "UMAP: Uniform Manifold Approximation and Projection"
+    );
+    assert_eq!(umap.authors.last().unwrap(), "Großberger, Lukas");
+    let oai = lib_.papers().iter().find(|p| p.id == "0704.0001").unwrap();
+    assert_eq!(
+        oai.title,
+        "Calculation of prompt diphoton production cross sections at Tevatron and LHC energies"
+    );
+    assert_eq!(oai.year, Some(2007));
+}
+
+#[test]
+fn sample_corpus_has_498_unique_papers() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    let mut files: Vec<String> = std::fs::read_dir(&sample)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut args = vec!["--embedder", "hash", "add", "--no-embed"];
+    args.extend(files.iter().map(String::as_str));
+    ok(&papermap(&lib, &args));
+    let status = ok(&papermap(&lib, &["status"]));
+    assert!(
+        status.contains("papers: 498 (0 without abstract)"),
+        "{status}"
+    );
+    // Adding it all again changes nothing.
+    let o = papermap(&lib, &args);
+    ok(&o);
+    assert_eq!(stderr(&o).matches(" new 0,").count(), 5, "{}", stderr(&o));
+}
+
+#[test]
+fn reports_are_byte_identical_for_the_same_input_and_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mk = |name: &str| {
+        let lib = dir.path().join(name);
+        ok(&papermap(
+            &lib,
+            &[
+                "--embedder",
+                "hash",
+                "add",
+                fixture("arxiv-oai-snapshot.jsonl").to_str().unwrap(),
+            ],
+        ));
+        let out = dir.path().join(format!("{name}-report"));
+        ok(&papermap(
+            &lib,
+            &["report", "--seed", "7", "--out", out.to_str().unwrap()],
+        ));
+        out
+    };
+    let (a, b) = (mk("a"), mk("b"));
+    for f in ["topics.json", "topics.md", "topics.csv", "topics.html"] {
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
+        assert!(x == y, "{f} differs between runs");
+        assert!(!x.is_empty());
+    }
+    let json = std::fs::read_to_string(a.join("topics.json")).unwrap();
+    assert!(json.contains("\"seed\": 7"), "the seed is recorded");
+    let bib: Vec<_> = std::fs::read_dir(a.join("bibtex")).unwrap().collect();
+    assert!(!bib.is_empty());
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_keeps_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "add",
+            fixture("mini.jsonl").to_str().unwrap(),
+        ],
+    ));
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"title\": \"Fine paper\", \"abstract\": \"ok\"}\n{not json\n{\"abstract\": \"no title\"}\n").unwrap();
+    let o = papermap(&lib, &["--embedder", "hash", "add", bad.to_str().unwrap()]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("bad.jsonl:2: invalid JSON"), "{err}");
+    assert!(
+        err.contains("bad.jsonl:3: record has an abstract but no title"),
+        "{err}"
+    );
+    assert!(
+        err.contains("read 3, new 1, duplicate 0, updated 0, skipped 2"),
+        "{err}"
+    );
+
+    // --strict stores nothing from a bad file.
+    let o = papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "add",
+            "--strict",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad.jsonl:2"), "{}", stderr(&o));
+
+    let binary = dir.path().join("x.bib");
+    std::fs::write(&binary, [0x7f, b'E', b'L', b'F', 0, 0, 1, 2, 3]).unwrap();
+    let o = papermap(
+        &lib,
+        &["--embedder", "hash", "add", binary.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("x.bib: is a binary file"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"));
+
+    let status = ok(&papermap(&lib, &["status"]));
+    assert!(status.contains("papers: 13"), "{status}");
+}
+
+#[test]
+fn missing_model_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let o = Command::new(env!("CARGO_BIN_EXE_papermap"))
+        .env("PAPERMAP_CACHE", dir.path().join("empty-cache"))
+        .args([
+            "--library",
+            lib.to_str().unwrap(),
+            "add",
+            fixture("mini.jsonl").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("ONNX Runtime library is missing") && err.contains("scripts/setup"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_second_writer_waits_then_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "add",
+            fixture("mini.jsonl").to_str().unwrap(),
+        ],
+    ));
+    let _held =
+        papermap::store::LockFile::acquire(&lib, std::time::Duration::from_secs(1)).unwrap();
+    let o = papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "--lock-wait",
+            "1",
+            "add",
+            fixture("mini.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is being written by another papermap process"),
+        "{}",
+        stderr(&o)
+    );
+    // Readers do not need the lock.
+    ok(&papermap(&lib, &["status"]));
+}
+
+#[test]
+fn damaged_library_is_detected_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "add",
+            fixture("mini.jsonl").to_str().unwrap(),
+        ],
+    ));
+    // Flip a byte inside the first paper record.
+    let log = lib.join("papers-1.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[40] ^= 0x01;
+    std::fs::write(&log, bytes).unwrap();
+    let o = papermap(&lib, &["related", "bandit-1"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("record 0 at byte 8: checksum mismatch"),
+        "{}",
+        stderr(&o)
+    );
+    let o = papermap(&lib, &["check", "--repair"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("without 1 damaged record"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "add",
+            fixture("mini.jsonl").to_str().unwrap(),
+        ],
+    ));
+    let status = ok(&papermap(&lib, &["status"]));
+    assert!(status.contains("papers: 12"), "{status}");
+
+    // A deleted index is rebuilt; a truncated vector file is re-embedded.
+    std::fs::remove_dir_all(lib.join("derived")).unwrap();
+    let vectors = lib.join("vectors-1.log");
+    let len = std::fs::metadata(&vectors).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&vectors)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    let o = papermap(&lib, &["check"]);
+    assert!(!o.status.success());
+    ok(&papermap(&lib, &["--embedder", "hash", "embed"]));
+    ok(&papermap(&lib, &["check"]));
+    ok(&papermap(&lib, &["related", "bandit-2"]));
+}
