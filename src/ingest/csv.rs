@@ -49,7 +49,6 @@ const FIELDS: &[(&str, &[&str])] = &[
             "document title",
             "paper title",
             "ti",
-            "name",
             "primary title",
         ],
     ),

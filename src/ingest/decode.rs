@@ -70,6 +70,18 @@ impl Source {
         })
     }
 
+    /// A source over bytes already in memory (tests, fuzzing, stdin).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Source> {
+        let (text, note) = decode(path, bytes)?;
+        let head = text[..floor_boundary(&text, HEAD)].to_string();
+        Ok(Source {
+            path: path.into(),
+            head,
+            note,
+            body: Body::Text(text),
+        })
+    }
+
     /// The start of the text, for format sniffing.
     pub fn head(&self) -> &str {
         &self.head

@@ -30,9 +30,9 @@ pub fn parse(src: &mut Source, sink: &mut dyn FnMut(Parsed)) -> Result<()> {
             return;
         }
         if recoded {
-            sink(Parsed::Problem {
-                line: 0,
-                reason: format!("line {line} is not valid UTF-8; decoded as Windows-1252"),
+            sink(Parsed::Warning {
+                line,
+                reason: "not valid UTF-8; decoded as Windows-1252".into(),
             });
         }
         match serde_json::from_str::<Value>(t) {
@@ -49,10 +49,10 @@ fn parse_array(text: &str, sink: &mut dyn FnMut(Parsed)) {
     let t = text.trim_start_matches('\u{feff}');
     match serde_json::from_str::<Value>(t) {
         Ok(Value::Array(items)) => {
-            // Line numbers of array elements are not tracked by serde_json;
-            // report the element index instead, as record N.
+            let lines = element_lines(t);
             for (i, v) in items.iter().enumerate() {
-                emit_indexed(i as u64 + 1, v, sink);
+                let line = lines.get(i).copied().unwrap_or(1);
+                emit_indexed(line, i as u64 + 1, v, sink);
             }
         }
         Ok(other) => emit(1, &other, sink),
@@ -63,17 +63,52 @@ fn parse_array(text: &str, sink: &mut dyn FnMut(Parsed)) {
     }
 }
 
-fn emit_indexed(index: u64, v: &Value, sink: &mut dyn FnMut(Parsed)) {
+fn emit_indexed(line: u64, index: u64, v: &Value, sink: &mut dyn FnMut(Parsed)) {
     match to_paper(v) {
-        Some(p) => sink(Parsed::Record {
-            line: index,
-            paper: p,
-        }),
+        Some(p) => sink(Parsed::Record { line, paper: p }),
         None => sink(Parsed::Problem {
-            line: index,
+            line,
             reason: format!("array element {index} is not an object; skipped"),
         }),
     }
+}
+
+/// The line each top-level element of a JSON array starts on (serde_json
+/// does not report positions of values it has parsed).
+fn element_lines(text: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    let (mut depth, mut line, mut in_str, mut esc, mut expect) = (0u32, 1u64, false, false, false);
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+        }
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, '\\') => esc = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        if depth == 1 && expect && !c.is_whitespace() && c != ',' && c != ']' {
+            out.push(line);
+            expect = false;
+        }
+        match c {
+            '"' => in_str = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth == 1 {
+                    expect = true;
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 1 => expect = true,
+            _ => {}
+        }
+    }
+    out
 }
 
 fn emit(line: u64, v: &Value, sink: &mut dyn FnMut(Parsed)) {
@@ -299,6 +334,14 @@ fn inverted_abstract(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn array_elements_get_their_line_numbers() {
+        assert_eq!(
+            element_lines("[\n {\"a\": \"x,]\"},\n 42,\n\n [1, 2]\n]"),
+            vec![2, 3, 5]
+        );
+    }
 
     #[test]
     fn openalex_semantic_scholar_and_crossref_shapes() {

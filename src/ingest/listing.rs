@@ -121,7 +121,9 @@ mod tests {
             .iter()
             .map(|p| match p {
                 Parsed::Record { paper, line } => (paper.title.clone(), *line),
-                Parsed::Problem { reason, .. } => panic!("{reason}"),
+                Parsed::Problem { reason, .. } | Parsed::Warning { reason, .. } => {
+                    panic!("{reason}")
+                }
             })
             .collect();
         assert_eq!(

@@ -75,8 +75,21 @@ impl fmt::Display for Format {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Parsed {
-    Record { line: u64, paper: Paper },
-    Problem { line: u64, reason: String },
+    Record {
+        line: u64,
+        paper: Paper,
+    },
+    /// A record (or the whole file) that could not be read: counted as skipped.
+    Problem {
+        line: u64,
+        reason: String,
+    },
+    /// Something worth knowing that cost no record (a decoding fallback, a
+    /// record read without its end marker).
+    Warning {
+        line: u64,
+        reason: String,
+    },
 }
 
 /// Options for reading input files.
@@ -186,10 +199,28 @@ pub fn parse_file(
     opts: &IngestOptions,
     sink: &mut dyn FnMut(Parsed),
 ) -> Result<Format> {
-    let mut src = decode::Source::open(path)?;
+    parse_source(decode::Source::open(path)?, path, opts, sink)
+}
+
+/// Parses bytes held in memory as if they were the file `name`.
+pub fn parse_bytes(
+    name: &Path,
+    bytes: &[u8],
+    opts: &IngestOptions,
+    sink: &mut dyn FnMut(Parsed),
+) -> Result<Format> {
+    parse_source(decode::Source::from_bytes(name, bytes)?, name, opts, sink)
+}
+
+fn parse_source(
+    mut src: decode::Source,
+    path: &Path,
+    opts: &IngestOptions,
+    sink: &mut dyn FnMut(Parsed),
+) -> Result<Format> {
     let format = opts.format.unwrap_or_else(|| detect(path, src.head()));
     if let Some(note) = src.note() {
-        sink(Parsed::Problem {
+        sink(Parsed::Warning {
             line: 0,
             reason: note.to_string(),
         });
@@ -205,17 +236,45 @@ pub fn parse_file(
     Ok(format)
 }
 
+/// Longest title accepted: anything longer is a parsing accident.
+const MAX_TITLE: usize = 1_000;
+/// Longest abstract kept; the model reads 256 tokens and BM25 needs no more.
+const MAX_ABSTRACT: usize = 50_000;
+
 /// Finishes a parsed record: clean text, ids, and a verdict.
-fn finish(mut p: Paper) -> std::result::Result<Paper, &'static str> {
+fn finish(mut p: Paper) -> std::result::Result<Paper, String> {
+    if p.title.len() > 20 * MAX_TITLE {
+        return Err(format!(
+            "title of {} bytes is not a title; record skipped",
+            p.title.len()
+        ));
+    }
+    if p.abs.len() > 20 * MAX_ABSTRACT {
+        // Cut before cleaning so a 10 MB field costs no more than 1 MB of work.
+        let mut cut = 20 * MAX_ABSTRACT;
+        while !p.abs.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        p.abs.truncate(cut);
+    }
     p.title = normalize::clean_text(&p.title);
     p.title = p.title.trim_end_matches(['.', ' ']).to_string();
     p.abs = normalize::clean_abstract(&p.abs);
     if p.title.is_empty() {
         return Err(if p.abs.is_empty() {
-            "record has neither title nor abstract"
+            "record has neither title nor abstract".into()
         } else {
-            "record has an abstract but no title"
+            "record has an abstract but no title".into()
         });
+    }
+    if p.title.chars().count() > MAX_TITLE {
+        return Err(format!(
+            "title of {} characters is not a title; record skipped",
+            p.title.chars().count()
+        ));
+    }
+    if let Some((cut, _)) = p.abs.char_indices().nth(MAX_ABSTRACT) {
+        p.abs.truncate(cut);
     }
     p.doi = p.doi.as_deref().and_then(normalize::clean_doi);
     p.arxiv = p.arxiv.as_deref().and_then(normalize::clean_arxiv);
@@ -275,9 +334,10 @@ pub fn ingest(
                 }
                 match p {
                     Parsed::Problem { line, reason } => first = Some((line, reason)),
+                    Parsed::Warning { .. } => {}
                     Parsed::Record { line, paper } => {
                         if let Err(reason) = finish(paper) {
-                            first = Some((line, reason.to_string()));
+                            first = Some((line, reason));
                         }
                     }
                 }
@@ -301,22 +361,31 @@ pub fn ingest(
                 return;
             }
             match parsed {
+                Parsed::Warning { line, reason } => {
+                    report.warnings.push(location(&display, line, &reason));
+                }
                 Parsed::Problem { line, reason } => {
                     report.warnings.push(location(&display, line, &reason));
-                    if line > 0 {
-                        report.read += 1;
-                        report.skipped += 1;
-                    }
+                    report.read += 1;
+                    report.skipped += 1;
                 }
                 Parsed::Record { line, mut paper } => {
                     report.read += 1;
                     paper.source = format!("{display}:{line}");
+                    let long = paper.abs.len() > MAX_ABSTRACT;
                     match finish(paper) {
                         Err(reason) => {
                             report.skipped += 1;
-                            report.warnings.push(location(&display, line, reason));
+                            report.warnings.push(location(&display, line, &reason));
                         }
                         Ok(paper) => {
+                            if long && paper.abs.chars().count() == MAX_ABSTRACT {
+                                report.warnings.push(location(
+                                    &display,
+                                    line,
+                                    &format!("abstract cut to its first {MAX_ABSTRACT} characters"),
+                                ));
+                            }
                             let no_abs = !paper.has_abstract();
                             match writer.add_paper(paper) {
                                 Ok(Added::New(_)) => {

@@ -37,7 +37,7 @@ pub fn parse(text: &str, sink: &mut dyn FnMut(Parsed)) {
         match split_tag(line) {
             Some(("TY", _)) => {
                 if in_record {
-                    sink(Parsed::Problem {
+                    sink(Parsed::Warning {
                         line: start_line,
                         reason: "record has no ER line before the next TY; read up to there".into(),
                     });
@@ -54,7 +54,7 @@ pub fn parse(text: &str, sink: &mut dyn FnMut(Parsed)) {
                     let end = offset.min(text.len());
                     emit(&fields, start_line, &text[start_byte..end], sink);
                 } else {
-                    sink(Parsed::Problem {
+                    sink(Parsed::Warning {
                         line: line_no,
                         reason: "ER without a TY before it; ignored".into(),
                     });
@@ -77,7 +77,7 @@ pub fn parse(text: &str, sink: &mut dyn FnMut(Parsed)) {
         }
     }
     if in_record {
-        sink(Parsed::Problem {
+        sink(Parsed::Warning {
             line: start_line,
             reason: "the file ends before this record's ER line; record read as far as it goes"
                 .into(),
@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(recs[1].0.doi.as_deref(), Some("10.1/abc"));
         assert!(
             got.iter()
-                .any(|p| matches!(p, Parsed::Problem { line: 9, .. }))
+                .any(|p| matches!(p, Parsed::Warning { line: 9, .. }))
         );
     }
 }
