@@ -58,6 +58,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Show what the library holds and whether derived files are current.
     Status,
+    /// List papers: id, year, whether a vector is cached, title (tab-separated).
+    List,
     /// Verify every file of the library; with --repair, salvage a damaged one.
     Check(CheckArgs),
 }

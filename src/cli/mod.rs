@@ -141,6 +141,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Status => status(&cfg),
+        Command::List => list(&cfg),
         Command::Check(c) => check(&cfg, c.repair),
     }
 }
@@ -545,6 +546,29 @@ fn run_batch(
         out(&v.to_string())?;
     }
     Ok(())
+}
+
+fn list(cfg: &Config) -> Result<()> {
+    if !cfg.library.join("MANIFEST.json").exists() {
+        return Ok(());
+    }
+    let lib = Library::open(&cfg.library)?;
+    let model = lib.manifest().model.as_ref().map(|m| m.id.clone());
+    let mut s = String::with_capacity(lib.len() * 80);
+    for p in lib.papers() {
+        let has = model.as_ref().is_some_and(|m| {
+            lib.vector(&papermap::store::vec_key(m, &p.embed_text()))
+                .is_some()
+        });
+        s.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            p.id,
+            p.year.map_or(String::new(), |y| y.to_string()),
+            if has { "vector" } else { "-" },
+            p.title
+        ));
+    }
+    out(s.trim_end())
 }
 
 fn status(cfg: &Config) -> Result<()> {

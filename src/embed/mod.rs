@@ -76,6 +76,9 @@ pub struct EmbedOptions {
     pub batch_size: usize,
     /// Texts embedded between commits. Default 256.
     pub commit_every: usize,
+    /// Longest time between commits. Default 2 s: a crash costs at most
+    /// that much model time.
+    pub commit_interval: std::time::Duration,
     /// Show a progress bar on stderr (when it is a terminal).
     pub progress: bool,
 }
@@ -85,6 +88,7 @@ impl Default for EmbedOptions {
         EmbedOptions {
             batch_size: 32,
             commit_every: 256,
+            commit_interval: std::time::Duration::from_secs(2),
             progress: true,
         }
     }
@@ -135,6 +139,7 @@ pub fn embed_library(
         ProgressBar::hidden()
     };
     let mut since_commit = 0;
+    let mut last_commit = Instant::now();
     for chunk in todo.chunks(opts.batch_size.max(1)) {
         let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
         let vectors = embedder.embed(&texts)?;
@@ -142,9 +147,10 @@ pub fn embed_library(
             writer.put_vector(*key, v)?;
         }
         since_commit += chunk.len();
-        if since_commit >= opts.commit_every {
+        if since_commit >= opts.commit_every || last_commit.elapsed() >= opts.commit_interval {
             writer.commit()?;
             since_commit = 0;
+            last_commit = Instant::now();
         }
         bar.inc(chunk.len() as u64);
     }
