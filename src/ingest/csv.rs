@@ -5,7 +5,7 @@
 
 use super::Parsed;
 use crate::error::{Error, Result};
-use crate::paper::{Original, Paper};
+use crate::paper::Paper;
 
 /// Explicit column names, overriding the synonyms.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -217,15 +217,6 @@ pub fn parse(text: &str, delim: u8, map: &ColumnMap, sink: &mut dyn FnMut(Parsed
                     arxiv: get(&r, "arxiv"),
                     venue: get(&r, "venue"),
                     url: get(&r, "url"),
-                    original: Some(Original {
-                        format: "csv".into(),
-                        text: headers
-                            .iter()
-                            .zip(r.iter())
-                            .map(|(h, v)| format!("{h}={v}"))
-                            .collect::<Vec<_>>()
-                            .join("\u{1f}"),
-                    }),
                     ..Default::default()
                 };
                 sink(Parsed::Record { line, paper });

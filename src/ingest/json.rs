@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::decode::Source;
 use super::{Parsed, normalize};
 use crate::error::Result;
-use crate::paper::{Original, Paper};
+use crate::paper::Paper;
 
 pub fn parse(src: &mut Source, sink: &mut dyn FnMut(Parsed)) -> Result<()> {
     if src
@@ -254,10 +254,8 @@ pub fn to_paper(v: &Value) -> Option<Paper> {
     });
     p.url = str_of(first(v, &["url", "abs", "link", "URL"]));
     let _ = obj;
-    p.original = Some(Original {
-        format: "json".into(),
-        text: serde_json::to_string(v).unwrap_or_default(),
-    });
+    // The source object is not kept: every field it has is mapped above, and
+    // keeping it would double the library's size for large snapshots.
     Some(p)
 }
 
