@@ -30,6 +30,15 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A library holding `mini.jsonl`, embedded with the hashing embedder.
+fn add_mini(lib: &Path) {
+    let mini = fixture("mini.jsonl");
+    ok(&papermap(
+        lib,
+        &["--embedder", "hash", "add", mini.to_str().unwrap()],
+    ));
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -257,15 +266,7 @@ fn reports_are_byte_identical_for_the_same_input_and_seed() {
 fn bad_input_gets_a_clear_error_and_keeps_the_library() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib");
-    ok(&papermap(
-        &lib,
-        &[
-            "--embedder",
-            "hash",
-            "add",
-            fixture("mini.jsonl").to_str().unwrap(),
-        ],
-    ));
+    add_mini(&lib);
 
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"title\": \"Fine paper\", \"abstract\": \"ok\"}\n{not json\n{\"abstract\": \"no title\"}\n").unwrap();
@@ -341,15 +342,7 @@ fn missing_model_says_what_to_run() {
 fn a_second_writer_waits_then_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib");
-    ok(&papermap(
-        &lib,
-        &[
-            "--embedder",
-            "hash",
-            "add",
-            fixture("mini.jsonl").to_str().unwrap(),
-        ],
-    ));
+    add_mini(&lib);
     let _held =
         papermap::store::LockFile::acquire(&lib, std::time::Duration::from_secs(1)).unwrap();
     let o = papermap(
@@ -377,15 +370,7 @@ fn a_second_writer_waits_then_fails_clearly() {
 fn damaged_library_is_detected_and_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib");
-    ok(&papermap(
-        &lib,
-        &[
-            "--embedder",
-            "hash",
-            "add",
-            fixture("mini.jsonl").to_str().unwrap(),
-        ],
-    ));
+    add_mini(&lib);
     // Flip a byte inside the first paper record.
     let log = lib.join("papers-1.log");
     let mut bytes = std::fs::read(&log).unwrap();
@@ -405,15 +390,7 @@ fn damaged_library_is_detected_and_repaired() {
         "{}",
         stderr(&o)
     );
-    ok(&papermap(
-        &lib,
-        &[
-            "--embedder",
-            "hash",
-            "add",
-            fixture("mini.jsonl").to_str().unwrap(),
-        ],
-    ));
+    add_mini(&lib);
     let status = ok(&papermap(&lib, &["status"]));
     assert!(status.contains("papers: 12"), "{status}");
 
