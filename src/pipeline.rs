@@ -49,15 +49,21 @@ pub fn add(
     opts: &AddOptions,
     make: EmbedderFactory,
 ) -> Result<AddReport> {
-    let mut w = Writer::open(root, &opts.write)?;
+    // Ingest holds only ids and identity keys in memory (bounded by the
+    // number of papers, not their text); embedding then opens the library
+    // in full. The lock is released in between: another writer may slip in,
+    // which is harmless since both steps work from what is committed.
+    let mut w = Writer::open_for_ingest(root, &opts.write)?;
     let mut report = AddReport {
         warnings: w.warnings.clone(),
         ..Default::default()
     };
     report.files = ingest(&mut w, paths, &opts.ingest)?;
+    drop(w);
     if opts.no_embed {
         return Ok(report);
     }
+    let mut w = Writer::open(root, &opts.write)?;
     let (e, built) = embed_and_index(&mut w, opts, make)?;
     report.embed = e;
     report.index_built = built;

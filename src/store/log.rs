@@ -34,9 +34,31 @@ pub struct Scan {
     pub file_len: u64,
 }
 
-/// Reads every frame in `[HEADER_LEN, committed)`. Damaged frames are listed,
-/// and scanning stops at a frame whose length cannot be trusted.
+/// Reads every frame in `[HEADER_LEN, committed)` into memory (small logs,
+/// repair, tests). See `scan_with` for the streaming form.
 pub fn scan(path: &Path, magic: &[u8; 8], committed: u64) -> Result<Scan> {
+    let mut payloads = Vec::new();
+    let mut scan = scan_with(path, magic, committed, &mut |record, _, payload| {
+        payloads.push((record, payload.to_vec()));
+        Ok(())
+    })?;
+    scan.payloads = payloads;
+    Ok(scan)
+}
+
+/// Called with (record number, byte offset, payload) for each intact frame.
+pub type FrameVisitor<'a> = dyn FnMut(u64, u64, &[u8]) -> Result<()> + 'a;
+
+/// Calls `f(record, offset, payload)` for every intact frame in
+/// `[HEADER_LEN, committed)`, one frame in memory at a time. Damaged frames
+/// are listed in the result (whose `payloads` is empty), and scanning stops
+/// at a frame whose length cannot be trusted.
+pub fn scan_with(
+    path: &Path,
+    magic: &[u8; 8],
+    committed: u64,
+    f: &mut FrameVisitor,
+) -> Result<Scan> {
     let mut scan = Scan::default();
     if committed == 0 {
         return Ok(scan);
@@ -59,6 +81,7 @@ pub fn scan(path: &Path, magic: &[u8; 8], committed: u64) -> Result<Scan> {
         return Ok(scan);
     }
     let end = committed.min(scan.file_len);
+    let mut payload = Vec::new();
     let mut offset = HEADER_LEN;
     let mut record = 0u64;
     while offset < end {
@@ -82,10 +105,10 @@ pub fn scan(path: &Path, magic: &[u8; 8], committed: u64) -> Result<Scan> {
             });
             break;
         }
-        let mut payload = vec![0u8; len as usize];
+        payload.resize(len as usize, 0);
         r.read_exact(&mut payload).at(path)?;
         if crc32fast::hash(&payload) == crc {
-            scan.payloads.push((record, payload));
+            f(record, offset, &payload)?;
         } else {
             scan.damage.push(Damage {
                 record,
@@ -107,6 +130,29 @@ pub fn scan(path: &Path, magic: &[u8; 8], committed: u64) -> Result<Scan> {
         });
     }
     Ok(scan)
+}
+
+/// Reads the one frame that starts at `offset`, checking its checksum.
+pub fn read_at(path: &Path, offset: u64) -> Result<Vec<u8>> {
+    let mut f = File::open(path).at(path)?;
+    f.seek(SeekFrom::Start(offset)).at(path)?;
+    let mut head = [0u8; 8];
+    f.read_exact(&mut head).at(path)?;
+    let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
+    let bad = |reason: &str| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("frame at byte {offset}: {reason}"),
+    };
+    if len > MAX_FRAME {
+        return Err(bad("implausible length"));
+    }
+    let mut payload = vec![0u8; len as usize];
+    f.read_exact(&mut payload).at(path)?;
+    if crc32fast::hash(&payload) != crc {
+        return Err(bad("checksum mismatch"));
+    }
+    Ok(payload)
 }
 
 /// An open log positioned at its committed end, ready to append.
@@ -156,6 +202,16 @@ impl Appender {
         self.w.write_all(payload).at(&self.path)?;
         self.len += 8 + u64::from(len);
         Ok(())
+    }
+
+    /// Bytes written so far, committed or not: the offset of the next frame.
+    pub fn end(&self) -> u64 {
+        self.len
+    }
+
+    /// Hands buffered frames to the OS so `read_at` can see them.
+    pub fn flush(&mut self) -> Result<()> {
+        self.w.flush().at(&self.path)
     }
 
     /// Flushes and fsyncs; returns the durable length to record in the manifest.

@@ -33,6 +33,16 @@ const PAPERS_MAGIC: &[u8; 8] = b"PMPAPER1";
 const VECTORS_MAGIC: &[u8; 8] = b"PMVECTR1";
 const MANIFEST: &str = "MANIFEST.json";
 
+/// 64 bits of sha256 of an identity key: collisions are negligible at any
+/// library size (1e-8 at half a million papers).
+fn key_hash(key: &str) -> u64 {
+    u64::from_le_bytes(
+        Sha256::digest(key.as_bytes())[..8]
+            .try_into()
+            .expect("8 bytes"),
+    )
+}
+
 /// Content key of a vector: the first 16 bytes of sha256(model id, text).
 pub type VecKey = [u8; 16];
 
@@ -60,8 +70,19 @@ pub struct Library {
     root: PathBuf,
     manifest: Manifest,
     papers: Vec<Paper>,
+    /// Byte offset of each paper's latest record in the papers log.
+    offsets: Vec<u64>,
+    /// Each paper's year (what `find_same` needs in lean mode).
+    years: Vec<Option<i32>>,
+    /// Ingest-only mode: `papers` stays empty (ids, years, offsets and
+    /// hashed identity keys are all that is held), full records are read
+    /// back from the log on demand, and vectors are not loaded: memory does
+    /// not grow with the text of the library.
+    lean: bool,
     by_id: HashMap<String, usize>,
-    by_identity: HashMap<String, Vec<usize>>,
+    /// Identity keys (see `Paper::identity_keys`) hashed to 64 bits: three
+    /// keys per paper stay small however long the titles are.
+    by_identity: HashMap<u64, Vec<usize>>,
     vec_rows: HashMap<VecKey, usize>,
     vec_data: Vec<f32>,
     dim: usize,
@@ -74,6 +95,10 @@ impl Library {
     /// Opens a library for reading. A directory without a manifest is an
     /// empty library.
     pub fn open(root: &Path) -> Result<Library> {
+        Self::open_mode(root, false)
+    }
+
+    fn open_mode(root: &Path, lean: bool) -> Result<Library> {
         let manifest = Manifest::read(root, &root.join(MANIFEST))?.unwrap_or_else(|| {
             let mut m = Manifest::new();
             m.papers.file = "papers-1.log".into();
@@ -85,6 +110,9 @@ impl Library {
             dim: manifest.model.as_ref().map_or(0, |m| m.dim),
             manifest,
             papers: Vec::new(),
+            offsets: Vec::new(),
+            years: Vec::new(),
+            lean,
             by_id: HashMap::new(),
             by_identity: HashMap::new(),
             vec_rows: HashMap::new(),
@@ -93,22 +121,31 @@ impl Library {
             vectors_damaged: false,
         };
         lib.load_papers()?;
-        lib.load_vectors()?;
+        if !lean {
+            lib.load_vectors()?;
+        }
         Ok(lib)
     }
 
     fn load_papers(&mut self) -> Result<()> {
         let path = self.root.join(&self.manifest.papers.file);
-        let scan = log::scan(&path, PAPERS_MAGIC, self.manifest.papers.bytes)?;
+        let root = self.root.clone();
+        let committed = self.manifest.papers.bytes;
+        let scan = log::scan_with(
+            &path,
+            PAPERS_MAGIC,
+            committed,
+            &mut |record, offset, payload| {
+                let paper: Paper = serde_json::from_slice(payload).map_err(|e| Error::Corrupt {
+                    path: root.clone(),
+                    reason: format!("{} record {record}: {e}", path.display()),
+                })?;
+                self.insert_paper(paper, offset);
+                Ok(())
+            },
+        )?;
         if let Some(d) = scan.damage.first() {
             return Err(self.papers_damage(&path, d, scan.damage.len()));
-        }
-        for (record, payload) in scan.payloads {
-            let paper: Paper = serde_json::from_slice(&payload).map_err(|e| Error::Corrupt {
-                path: self.root.clone(),
-                reason: format!("{} record {record}: {e}", path.display()),
-            })?;
-            self.insert_paper(paper);
         }
         Ok(())
     }
@@ -163,22 +200,32 @@ impl Library {
         Ok(())
     }
 
-    /// Inserts or replaces (same id) a paper in memory.
-    fn insert_paper(&mut self, paper: Paper) {
+    /// Inserts or replaces (same id) a paper in memory; `offset` is where
+    /// its record starts in the papers log.
+    fn insert_paper(&mut self, paper: Paper, offset: u64) {
+        let keys = paper.identity_keys();
         let idx = match self.by_id.get(&paper.id) {
             Some(&i) => {
-                self.papers[i] = paper;
+                self.offsets[i] = offset;
+                self.years[i] = paper.year;
+                if !self.lean {
+                    self.papers[i] = paper;
+                }
                 i
             }
             None => {
-                self.papers.push(paper);
-                self.papers.len() - 1
+                let i = self.offsets.len();
+                self.by_id.insert(paper.id.clone(), i);
+                self.offsets.push(offset);
+                self.years.push(paper.year);
+                if !self.lean {
+                    self.papers.push(paper);
+                }
+                i
             }
         };
-        let p = &self.papers[idx];
-        self.by_id.insert(p.id.clone(), idx);
-        for k in p.identity_keys() {
-            let rows = self.by_identity.entry(k).or_default();
+        for k in keys {
+            let rows = self.by_identity.entry(key_hash(&k)).or_default();
             if !rows.contains(&idx) {
                 rows.push(idx);
             }
@@ -194,15 +241,19 @@ impl Library {
     }
 
     pub fn papers(&self) -> &[Paper] {
+        debug_assert!(
+            !self.lean,
+            "papers() of a lean (ingest-only) library holds stubs"
+        );
         &self.papers
     }
 
     pub fn len(&self) -> usize {
-        self.papers.len()
+        self.offsets.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.papers.is_empty()
+        self.offsets.is_empty()
     }
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
@@ -215,13 +266,13 @@ impl Library {
     /// different works, e.g. two books called "Bounded Rationality".
     pub fn find_same(&self, paper: &Paper) -> Option<usize> {
         paper.identity_keys().iter().find_map(|k| {
-            let rows = self.by_identity.get(k)?;
+            let rows = self.by_identity.get(&key_hash(k))?;
             if !k.starts_with("title:") {
                 return rows.first().copied();
             }
             rows.iter()
                 .copied()
-                .find(|&r| match (self.papers[r].year, paper.year) {
+                .find(|&r| match (self.years[r], paper.year) {
                     (Some(a), Some(b)) => (a - b).abs() <= 1,
                     _ => true,
                 })
@@ -301,9 +352,20 @@ impl std::ops::Deref for Writer {
 
 impl Writer {
     pub fn open(root: &Path, opts: &WriteOptions) -> Result<Writer> {
+        Self::open_mode(root, opts, false)
+    }
+
+    /// A writer for ingest only: keeps ids, years and identity keys in memory
+    /// and reads a stored record back from disk only to merge a duplicate.
+    /// Its `papers()` must not be used.
+    pub fn open_for_ingest(root: &Path, opts: &WriteOptions) -> Result<Writer> {
+        Self::open_mode(root, opts, true)
+    }
+
+    fn open_mode(root: &Path, opts: &WriteOptions, lean: bool) -> Result<Writer> {
         fs::create_dir_all(root).at(root)?;
         let lock = LockFile::acquire(root, opts.lock_wait)?;
-        let mut lib = Library::open(root)?;
+        let mut lib = Library::open_mode(root, lean)?;
         if lib.vectors_damaged {
             compact_vectors(&mut lib)?;
         }
@@ -334,7 +396,7 @@ impl Writer {
     /// Adds a record: new paper, duplicate, or duplicate that fills fields.
     pub fn add_paper(&mut self, mut paper: Paper) -> Result<Added> {
         if let Some(i) = self.lib.find_same(&paper) {
-            let mut merged = self.lib.papers[i].clone();
+            let mut merged = self.stored(i)?;
             if !merged.fill_from(&paper) {
                 return Ok(Added::Duplicate(merged.id));
             }
@@ -358,11 +420,26 @@ impl Writer {
             .expect("some suffix is free")
     }
 
+    /// The full stored record of paper `i` (read back from the log in lean mode).
+    fn stored(&mut self, i: usize) -> Result<Paper> {
+        if !self.lib.lean {
+            return Ok(self.lib.papers[i].clone());
+        }
+        self.papers_log.flush()?;
+        let path = self.lib.root.join(&self.lib.manifest.papers.file);
+        let payload = log::read_at(&path, self.lib.offsets[i])?;
+        serde_json::from_slice(&payload).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            reason: format!("record at byte {}: {e}", self.lib.offsets[i]),
+        })
+    }
+
     fn write_paper(&mut self, paper: Paper) -> Result<()> {
         let payload = serde_json::to_vec(&paper).expect("paper serialises");
+        let offset = self.papers_log.end();
         self.papers_log.append(&payload)?;
         self.pending_papers += 1;
-        self.lib.insert_paper(paper);
+        self.lib.insert_paper(paper, offset);
         Ok(())
     }
 
@@ -565,6 +642,39 @@ mod tests {
         assert_eq!(lib.papers()[0].abs, "text");
         assert_eq!(lib.vector(&[1; 16]), Some([0.6f32, 0.8].as_slice()));
         assert!(lib.warnings.is_empty());
+    }
+
+    #[test]
+    fn ingest_writer_merges_duplicates_read_back_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open_for_ingest(dir.path(), &WriteOptions::default()).unwrap();
+        w.add_paper(paper("a", "Alpha", "")).unwrap();
+        w.commit().unwrap();
+        // The twin of a committed record, then of an uncommitted one.
+        assert_eq!(
+            w.add_paper(paper("x", "alpha", "filled")).unwrap(),
+            Added::Updated("a".into())
+        );
+        w.add_paper(paper("b", "Beta", "")).unwrap();
+        assert_eq!(
+            w.add_paper(paper("y", "BETA", "also")).unwrap(),
+            Added::Updated("b".into())
+        );
+        assert_eq!(
+            w.add_paper(paper("z", "beta", "other")).unwrap(),
+            Added::Duplicate("b".into())
+        );
+        w.commit().unwrap();
+        drop(w);
+        let mut w = Writer::open_for_ingest(dir.path(), &WriteOptions::default()).unwrap();
+        assert_eq!(
+            w.add_paper(paper("q", "Alpha", "x")).unwrap(),
+            Added::Duplicate("a".into())
+        );
+        drop(w);
+        let lib = Library::open(dir.path()).unwrap();
+        let abs: Vec<&str> = lib.papers().iter().map(|p| p.abs.as_str()).collect();
+        assert_eq!(abs, vec!["filled", "also"]);
     }
 
     #[test]
