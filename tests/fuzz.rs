@@ -8,13 +8,16 @@ use papermap::ingest::{Format, IngestOptions, Parsed, parse_bytes};
 use proptest::prelude::*;
 
 const CASES: u32 = 1_000;
-const FORMATS: [Format; 6] = [
+const FORMATS: [Format; 9] = [
     Format::Bibtex,
     Format::Ris,
     Format::Csv,
     Format::Tsv,
     Format::Json,
     Format::Listing,
+    Format::Wos,
+    Format::Medline,
+    Format::EndNote,
 ];
 
 fn run(bytes: &[u8], format: Option<Format>) -> usize {
@@ -63,12 +66,12 @@ proptest! {
     })]
 
     #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), f in 0usize..7) {
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), f in 0usize..10) {
         run(&bytes, FORMATS.get(f).copied());
     }
 
     #[test]
-    fn structured_noise_never_panics(s in r#"(@[a-z]{0,8}[{(]|[{}()"=,#%\\$~@]|TY  - |ER  - |AB  - |[a-z ]{0,12}|\n|\r\n|[\[\]{}:,"]|&[a-z#0-9]{0,6};?|<[a-z/]{0,5}>?){0,300}"#, f in 0usize..7) {
+    fn structured_noise_never_panics(s in r#"(@[a-z]{0,8}[{(]|[{}()"=,#%\\$~@]|TY  - |ER  - |AB  - |PT J\n|PMID- |%0 |%T |   |      |[a-z ]{0,12}|\n|\r\n|[\[\]{}:,"]|&[a-z#0-9]{0,6};?|<[a-z/]{0,5}>?){0,300}"#, f in 0usize..10) {
         run(s.as_bytes(), FORMATS.get(f).copied());
     }
 

@@ -13,6 +13,7 @@ mod json;
 mod listing;
 pub mod normalize;
 mod ris;
+mod tagged;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,12 @@ pub enum Format {
     Json,
     /// The scraped listing of the sample corpus: title line, abstract line.
     Listing,
+    /// Web of Science plain-text export (`PT J` .. `ER`).
+    Wos,
+    /// PubMed/MEDLINE (`.nbib`, `PMID- ` records).
+    Medline,
+    /// EndNote tagged (`.enw`, `%0` records).
+    EndNote,
 }
 
 impl FromStr for Format {
@@ -47,9 +54,12 @@ impl FromStr for Format {
             "tsv" | "tab" => Format::Tsv,
             "json" | "jsonl" | "ndjson" | "jsonlines" => Format::Json,
             "listing" | "txt" | "text" => Format::Listing,
+            "wos" | "webofscience" => Format::Wos,
+            "medline" | "nbib" | "pubmed" => Format::Medline,
+            "endnote" | "enw" => Format::EndNote,
             other => {
                 return Err(Error::Invalid(format!(
-                    "unknown format '{other}' (expected bibtex, ris, csv, tsv, json, listing)"
+                    "unknown format '{other}' (expected bibtex, ris, csv, tsv, json, wos, medline, endnote, listing)"
                 )));
             }
         })
@@ -65,6 +75,9 @@ impl fmt::Display for Format {
             Format::Tsv => "tsv",
             Format::Json => "json",
             Format::Listing => "listing",
+            Format::Wos => "wos",
+            Format::Medline => "medline",
+            Format::EndNote => "endnote",
         })
     }
 }
@@ -127,7 +140,9 @@ pub fn detect(path: &Path, head: &str) -> Format {
         .map(str::to_ascii_lowercase);
     match ext.as_deref() {
         Some("bib" | "bibtex") => return Format::Bibtex,
-        Some("ris" | "enw" | "nbib") => return Format::Ris,
+        Some("ris") => return Format::Ris,
+        Some("nbib" | "medline") => return Format::Medline,
+        Some("enw") => return Format::EndNote,
         Some("tsv" | "tab") => return Format::Tsv,
         Some("json" | "jsonl" | "ndjson") => return Format::Json,
         Some("csv") => return Format::Csv,
@@ -141,6 +156,12 @@ pub fn sniff(head: &str) -> Format {
     let t = head.trim_start_matches('\u{feff}').trim_start();
     if t.starts_with('{') || t.starts_with('[') {
         return Format::Json;
+    }
+    match tagged::sniff(t) {
+        Some(tagged::Dialect::WebOfScience) => return Format::Wos,
+        Some(tagged::Dialect::Medline) => return Format::Medline,
+        Some(tagged::Dialect::EndNote) => return Format::EndNote,
+        None => {}
     }
     if t.lines().take(20).any(|l| {
         let l = l.trim_start();
@@ -180,14 +201,23 @@ pub fn sniff(head: &str) -> Format {
         return Format::Bibtex;
     }
     if let Some(first) = t.lines().next() {
-        let lower = first.to_ascii_lowercase();
-        if lower.contains("title") {
-            if first.contains('\t') {
-                return Format::Tsv;
-            }
-            if first.contains(',') || first.contains(';') {
-                return Format::Csv;
-            }
+        // A header row naming a title column (WoS tab-delimited calls it TI).
+        let tab = first.contains('\t');
+        let cols = first.split(if tab {
+            '\t'
+        } else if first.contains(',') {
+            ','
+        } else {
+            ';'
+        });
+        let titled = cols
+            .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+            .any(|c| c == "ti" || c.contains("title"));
+        if titled && tab {
+            return Format::Tsv;
+        }
+        if titled && (first.contains(',') || first.contains(';')) {
+            return Format::Csv;
         }
     }
     Format::Listing
@@ -232,6 +262,9 @@ fn parse_source(
         Format::Csv => csv::parse(&src.read_all()?, b',', &opts.columns, sink)?,
         Format::Tsv => csv::parse(&src.read_all()?, b'\t', &opts.columns, sink)?,
         Format::Listing => listing::parse(&src.read_all()?, sink),
+        Format::Wos => tagged::parse(tagged::Dialect::WebOfScience, &src.read_all()?, sink),
+        Format::Medline => tagged::parse(tagged::Dialect::Medline, &src.read_all()?, sink),
+        Format::EndNote => tagged::parse(tagged::Dialect::EndNote, &src.read_all()?, sink),
     }
     Ok(format)
 }
@@ -440,6 +473,13 @@ mod tests {
         assert_eq!(sniff("Title,Abstract\nA,B"), Format::Csv);
         assert_eq!(sniff("id\ttitle\n1\tA"), Format::Tsv);
         assert_eq!(sniff("new\n\nSome Title\n\nSome abstract"), Format::Listing);
+        assert_eq!(
+            sniff("FN Clarivate Analytics Web of Science\nVR 1.0\nPT J"),
+            Format::Wos
+        );
+        assert_eq!(sniff("PMID- 1\nTI  - x"), Format::Medline);
+        assert_eq!(sniff("%0 Journal Article\n%T x"), Format::EndNote);
+        assert_eq!(sniff("PT\tAU\tTI\tSO\nJ\tx\ty\tz"), Format::Tsv);
     }
 
     #[test]
