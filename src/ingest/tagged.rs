@@ -24,8 +24,7 @@ pub fn sniff(head: &str) -> Option<Dialect> {
         .take(5)
         .collect();
     let first = lines.first()?;
-    if first.starts_with("FN ") || lines.iter().any(|l| *l == "VR 1.0") || first.starts_with("PT ")
-    {
+    if first.starts_with("FN ") || lines.contains(&"VR 1.0") || first.starts_with("PT ") {
         return Some(Dialect::WebOfScience);
     }
     if first.starts_with("PMID-") {
