@@ -15,7 +15,7 @@ use crate::index::{HnswParams, Matrix, ensure_hnsw};
 use crate::ingest::{FileReport, IngestOptions, ingest};
 use crate::label;
 use crate::report::{LibraryInfo, MapPoint, Member, Params, TopicReport, TopicView, round4};
-use crate::store::manifest::write_atomic;
+use crate::store::manifest::{read_checked_json, write_checked_json};
 use crate::store::{Library, WriteOptions, Writer};
 
 /// Makes the real or test embedder on demand: only when there is something
@@ -155,9 +155,7 @@ const TOPICS_ALGORITHM: u32 = 2;
 pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
     let path = lib.derived_dir().join(TOPICS_FILE);
     let fingerprint = lib.fingerprint();
-    let previous: Option<TopicsFile> = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let previous: Option<TopicsFile> = read_checked_json(&path);
     if let Some(prev) = &previous
         && prev.algorithm == TOPICS_ALGORITHM
         && prev.report.library.fingerprint == fingerprint
@@ -194,12 +192,7 @@ pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
         requested_k: opts.k,
         report: report.clone(),
     };
-    write_atomic(
-        &path,
-        serde_json::to_string(&file)
-            .expect("topics serialise")
-            .as_bytes(),
-    )?;
+    write_checked_json(&path, &file)?;
     Ok(report)
 }
 

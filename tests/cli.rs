@@ -410,3 +410,20 @@ fn damaged_library_is_detected_and_repaired() {
     ok(&papermap(&lib, &["check"]));
     ok(&papermap(&lib, &["related", "bandit-2"]));
 }
+
+#[test]
+fn a_damaged_topics_cache_is_recomputed_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    add_mini(&lib);
+    let first = ok(&papermap(&lib, &["topics", "-k", "3", "--json"]));
+    let cache = lib.join("derived/topics.json");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    // Change one digit of a stored distance: still valid JSON.
+    let i = text.find("\"distance\":0.").unwrap() + 13;
+    let mut bytes = text.into_bytes();
+    bytes[i] = if bytes[i] == b'9' { b'1' } else { b'9' };
+    std::fs::write(&cache, bytes).unwrap();
+    let second = ok(&papermap(&lib, &["topics", "-k", "3", "--json"]));
+    assert_eq!(first, second);
+}

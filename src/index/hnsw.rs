@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Hit, Matrix};
 use crate::error::{Error, IoContext, Result};
-use crate::store::manifest::write_atomic;
+use crate::store::manifest::{read_checked_json, write_checked_json};
 
 const BASENAME: &str = "papers";
 const STAMP: &str = "stamp.json";
@@ -111,12 +111,7 @@ impl HnswIndex {
             basename: base,
             files,
         };
-        write_atomic(
-            &dir.join(STAMP),
-            serde_json::to_string_pretty(&stamp)
-                .expect("stamp")
-                .as_bytes(),
-        )
+        write_checked_json(&dir.join(STAMP), &stamp)
     }
 
     /// Loads a dump that matches `fingerprint` and `params`; `None` when
@@ -158,7 +153,7 @@ impl HnswIndex {
 }
 
 fn read_stamp(dir: &Path) -> Option<Stamp> {
-    serde_json::from_slice(&fs::read(dir.join(STAMP)).ok()?).ok()
+    read_checked_json(&dir.join(STAMP))
 }
 
 pub fn stamp_matches(dir: &Path, fingerprint: &str) -> bool {

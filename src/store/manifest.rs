@@ -123,6 +123,35 @@ impl Manifest {
     }
 }
 
+/// Writes `value` as JSON inside an envelope with its CRC32, atomically.
+/// For derived files: `read_checked_json` returns None for a damaged one,
+/// which is then rebuilt instead of trusted.
+pub fn write_checked_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let body = serde_json::to_string(value).expect("value serialises");
+    let crc = format!("{:08x}", crc32fast::hash(body.as_bytes()));
+    write_atomic(
+        path,
+        format!("{{\"crc32\":\"{crc}\",\"body\":{body}}}\n").as_bytes(),
+    )
+}
+
+/// Reads what `write_checked_json` wrote; None when missing, malformed or
+/// failing its checksum.
+pub fn read_checked_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    #[derive(Deserialize)]
+    struct Env<'a> {
+        crc32: String,
+        #[serde(borrow)]
+        body: &'a serde_json::value::RawValue,
+    }
+    let text = fs::read_to_string(path).ok()?;
+    let env: Env = serde_json::from_str(&text).ok()?;
+    let body = env.body.get();
+    (format!("{:08x}", crc32fast::hash(body.as_bytes())) == env.crc32)
+        .then(|| serde_json::from_str(body).ok())
+        .flatten()
+}
+
 /// Writes `bytes` to `path` so that readers see either the old or the new
 /// content, never a mix: temp file in the same directory, fsync, rename, fsync
 /// the directory.
@@ -163,6 +192,17 @@ mod tests {
         fs::write(&p, text).unwrap();
         let err = Manifest::read(dir.path(), &p).unwrap_err().to_string();
         assert!(err.contains("checksum mismatch"), "{err}");
+    }
+
+    #[test]
+    fn checked_json_rejects_a_flipped_digit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.json");
+        write_checked_json(&p, &vec![1.25f32, 2.5]).unwrap();
+        assert_eq!(read_checked_json::<Vec<f32>>(&p), Some(vec![1.25, 2.5]));
+        let text = fs::read_to_string(&p).unwrap().replace("1.25", "1.75");
+        fs::write(&p, text).unwrap();
+        assert_eq!(read_checked_json::<Vec<f32>>(&p), None);
     }
 
     #[test]
