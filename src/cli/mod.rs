@@ -90,14 +90,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Related(r) => related(&cfg, &r),
         Command::Topics(t) => {
             let lib = open_library(&cfg)?;
-            let report = pipeline::topics(
-                &lib,
-                &TopicOptions {
-                    k: t.k,
-                    seed: t.seed,
-                    ..Default::default()
-                },
-            )?;
+            let report = topics(&lib, t.k, t.seed)?;
             if t.json {
                 out(&serde_json::to_string_pretty(&report)?)
             } else {
@@ -107,14 +100,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(r) => {
             let lib = open_library(&cfg)?;
             let formats = parse_formats(&r.format)?;
-            let report = pipeline::topics(
-                &lib,
-                &TopicOptions {
-                    k: r.k,
-                    seed: r.seed,
-                    ..Default::default()
-                },
-            )?;
+            let report = topics(&lib, r.k, r.seed)?;
             let single_file = formats.len() == 1 && r.out.extension().is_some();
             let mut written = Vec::new();
             for f in formats {
@@ -144,6 +130,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List => list(&cfg),
         Command::Check(c) => check(&cfg, c.repair),
     }
+}
+
+/// Topics with the user's k and seed, other options at their defaults.
+fn topics(lib: &Library, k: Option<usize>, seed: u64) -> papermap::Result<TopicReport> {
+    pipeline::topics(
+        lib,
+        &TopicOptions {
+            k,
+            seed,
+            ..Default::default()
+        },
+    )
 }
 
 fn parse_formats(s: &str) -> Result<Vec<report::Format>> {

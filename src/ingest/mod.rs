@@ -269,6 +269,26 @@ fn parse_source(
     Ok(format)
 }
 
+/// For line-tagged formats (RIS, Web of Science, MEDLINE, EndNote): the
+/// first non-empty value among `tags`, in the order the tags are given.
+fn first_field(fields: &[(String, String)], tags: &[&str]) -> Option<String> {
+    tags.iter().find_map(|t| {
+        fields
+            .iter()
+            .find(|(k, v)| k == t && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    })
+}
+
+/// Every value whose tag is among `tags`, in file order (e.g. authors).
+fn all_fields(fields: &[(String, String)], tags: &[&str]) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|(k, _)| tags.contains(&k.as_str()))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
 /// Longest title accepted: anything longer is a parsing accident.
 const MAX_TITLE: usize = 1_000;
 /// Longest abstract kept; the model reads 256 tokens and BM25 needs no more.

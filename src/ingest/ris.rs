@@ -3,7 +3,7 @@
 //! field. Title from TI/T1 (CT, BT as fallbacks), abstract from AB/N2,
 //! authors from AU/A1, year from PY/Y1/DA, DOI from DO.
 
-use super::{Parsed, normalize};
+use super::{Parsed, all_fields, first_field, normalize};
 use crate::paper::{Original, Paper};
 
 /// A tag line: two upper-case letters or digits, two spaces (some exports
@@ -87,23 +87,12 @@ pub fn parse(text: &str, sink: &mut dyn FnMut(Parsed)) {
 }
 
 fn emit(fields: &[(String, String)], line: u64, raw: &str, sink: &mut dyn FnMut(Parsed)) {
-    let get = |tags: &[&str]| {
-        tags.iter().find_map(|t| {
-            fields
-                .iter()
-                .find(|(k, v)| k == t && !v.is_empty())
-                .map(|(_, v)| v.clone())
-        })
-    };
+    let get = |tags: &[&str]| first_field(fields, tags);
     let paper = Paper {
         id: get(&["ID"]).unwrap_or_default(),
         title: get(&["TI", "T1", "CT", "BT"]).unwrap_or_default(),
         abs: get(&["AB", "N2"]).unwrap_or_default(),
-        authors: fields
-            .iter()
-            .filter(|(k, _)| matches!(k.as_str(), "AU" | "A1"))
-            .map(|(_, v)| v.clone())
-            .collect(),
+        authors: all_fields(fields, &["AU", "A1"]),
         year: get(&["PY", "Y1", "DA", "Y2"])
             .as_deref()
             .and_then(normalize::parse_year),

@@ -4,7 +4,7 @@
 //! padded before `- `, continuation lines indented by six spaces) and
 //! EndNote tagged (`.enw`: `%0` starts a record, `%T title`, `%A author`).
 
-use super::{Parsed, normalize};
+use super::{Parsed, all_fields, first_field, normalize};
 use crate::paper::Paper;
 
 /// Which tagged dialect.
@@ -126,21 +126,8 @@ pub fn parse(d: Dialect, text: &str, sink: &mut dyn FnMut(Parsed)) {
 }
 
 fn to_paper(d: Dialect, fields: &[(String, String)]) -> Paper {
-    let get = |tags: &[&str]| {
-        tags.iter().find_map(|t| {
-            fields
-                .iter()
-                .find(|(k, v)| k == t && !v.is_empty())
-                .map(|(_, v)| v.clone())
-        })
-    };
-    let all = |tags: &[&str]| -> Vec<String> {
-        fields
-            .iter()
-            .filter(|(k, _)| tags.contains(&k.as_str()))
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
+    let get = |tags: &[&str]| first_field(fields, tags);
+    let all = |tags: &[&str]| all_fields(fields, tags);
     match d {
         Dialect::WebOfScience => Paper {
             id: get(&["UT"]).unwrap_or_default(),
