@@ -3,18 +3,35 @@
 //! and two-word phrases that weigh most.
 
 use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
 
+use crate::error::Result;
 use crate::paper::Paper;
+use crate::store::Library;
+use crate::store::manifest::write_atomic;
 use crate::text;
 
 /// BM25 parameters (the usual defaults).
 const K1: f32 = 1.2;
 const B: f32 = 0.75;
 
-/// An in-memory inverted index over a library's papers.
-#[derive(Debug, Clone, Default)]
+const MAGIC: &[u8; 8] = b"PMBM25\0\0";
+const VERSION: u32 = 1;
+pub const LEXICAL_FILE: &str = "lexical.bin";
+
+/// An inverted index over a library's papers: sorted vocabulary, postings
+/// in flat arrays (document, term frequency), document lengths. Persisted as
+/// `derived/lexical.bin` with the library fingerprint and a CRC32, so a
+/// query command loads it instead of tokenising the whole library.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Bm25 {
-    postings: HashMap<String, Vec<(u32, u16)>>,
+    terms: Vec<String>,
+    vocab: HashMap<String, u32>,
+    /// Postings of term `t` are `docs[starts[t]..starts[t + 1]]`.
+    starts: Vec<u64>,
+    docs: Vec<u32>,
+    tfs: Vec<u16>,
     doc_len: Vec<u32>,
     avg_len: f32,
 }
@@ -36,53 +53,230 @@ impl Bm25 {
             doc_len.push(terms.len() as u32);
             let mut tf: HashMap<String, u16> = HashMap::new();
             for t in terms {
-                *tf.entry(t).or_default() += 1;
+                let e = tf.entry(t).or_default();
+                *e = e.saturating_add(1);
             }
             for (t, n) in tf {
                 postings.entry(t).or_default().push((d as u32, n));
             }
         }
-        let avg_len = doc_len.iter().map(|&l| l as f32).sum::<f32>() / doc_len.len().max(1) as f32;
+        let mut terms: Vec<String> = postings.keys().cloned().collect();
+        terms.sort_unstable();
+        let mut starts = Vec::with_capacity(terms.len() + 1);
+        let mut docs = Vec::new();
+        let mut tfs = Vec::new();
+        starts.push(0);
+        for t in &terms {
+            let mut list = postings.remove(t).unwrap_or_default();
+            list.sort_unstable();
+            for (d, n) in list {
+                docs.push(d);
+                tfs.push(n);
+            }
+            starts.push(docs.len() as u64);
+        }
+        Self::assemble(terms, starts, docs, tfs, doc_len)
+    }
+
+    fn assemble(
+        terms: Vec<String>,
+        starts: Vec<u64>,
+        docs: Vec<u32>,
+        tfs: Vec<u16>,
+        doc_len: Vec<u32>,
+    ) -> Bm25 {
+        let vocab = terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let avg_len =
+            doc_len.iter().map(|&l| l as f64).sum::<f64>() as f32 / doc_len.len().max(1) as f32;
         Bm25 {
-            postings,
+            terms,
+            vocab,
+            starts,
+            docs,
+            tfs,
             doc_len,
             avg_len,
         }
+    }
+
+    /// The persisted index when it matches `fingerprint`, else built from
+    /// the library and saved (`writer`: a failed save is an error; a
+    /// reader's save is best effort).
+    pub fn load_or_build(lib: &Library, fingerprint: &str, writer: bool) -> Result<Bm25> {
+        let path = lib.derived_dir().join(LEXICAL_FILE);
+        if let Some(b) = Bm25::load(&path, fingerprint, lib.len()) {
+            return Ok(b);
+        }
+        let b = Bm25::build(lib.papers());
+        match b.save(&path, fingerprint) {
+            Err(e) if writer => Err(e),
+            _ => Ok(b),
+        }
+    }
+
+    pub fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
+        let mut b = Vec::with_capacity(64 + self.docs.len() * 6 + self.doc_len.len() * 4);
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&VERSION.to_le_bytes());
+        put_bytes(&mut b, fingerprint.as_bytes());
+        b.extend_from_slice(&(self.doc_len.len() as u64).to_le_bytes());
+        b.extend_from_slice(&(self.terms.len() as u64).to_le_bytes());
+        b.extend_from_slice(&(self.docs.len() as u64).to_le_bytes());
+        for t in &self.terms {
+            put_bytes(&mut b, t.as_bytes());
+        }
+        self.starts
+            .iter()
+            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        self.docs
+            .iter()
+            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        self.tfs
+            .iter()
+            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        self.doc_len
+            .iter()
+            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        }
+        write_atomic(path, &b)
+    }
+
+    /// Loads a saved index for `fingerprint` over `docs` documents; `None`
+    /// when missing, stale or damaged.
+    pub fn load(path: &Path, fingerprint: &str, docs: usize) -> Option<Bm25> {
+        let b = fs::read(path).ok()?;
+        if b.len() < 4 {
+            return None;
+        }
+        let (body, tail) = b.split_at(b.len() - 4);
+        if crc32fast::hash(body) != u32::from_le_bytes(tail.try_into().ok()?) {
+            return None;
+        }
+        let mut r = Reader { b: body, at: 0 };
+        if r.take(8)? != MAGIC || r.u32()? != VERSION || r.bytes()? != fingerprint.as_bytes() {
+            return None;
+        }
+        let (n_docs, n_terms, n_post) = (r.u64()? as usize, r.u64()? as usize, r.u64()? as usize);
+        if n_docs != docs {
+            return None;
+        }
+        let mut terms = Vec::with_capacity(n_terms.min(body.len()));
+        for _ in 0..n_terms {
+            terms.push(String::from_utf8(r.bytes()?.to_vec()).ok()?);
+        }
+        let starts: Vec<u64> = r.array(n_terms.checked_add(1)?, 8, |c| {
+            u64::from_le_bytes(c.try_into().expect("8"))
+        })?;
+        let docs_v: Vec<u32> =
+            r.array(n_post, 4, |c| u32::from_le_bytes(c.try_into().expect("4")))?;
+        let tfs: Vec<u16> = r.array(n_post, 2, |c| u16::from_le_bytes(c.try_into().expect("2")))?;
+        let doc_len: Vec<u32> =
+            r.array(n_docs, 4, |c| u32::from_le_bytes(c.try_into().expect("4")))?;
+        let ok = r.at == body.len()
+            && starts.first() == Some(&0)
+            && starts.last() == Some(&(n_post as u64))
+            && starts.windows(2).all(|w| w[0] <= w[1])
+            && docs_v.iter().all(|&d| (d as usize) < n_docs);
+        ok.then(|| Self::assemble(terms, starts, docs_v, tfs, doc_len))
     }
 
     pub fn docs(&self) -> usize {
         self.doc_len.len()
     }
 
+    fn df(&self, term: &str) -> usize {
+        self.vocab.get(term).map_or(0, |&t| {
+            (self.starts[t as usize + 1] - self.starts[t as usize]) as usize
+        })
+    }
+
     /// Inverse document frequency (BM25+ style, never negative).
     pub fn idf(&self, term: &str) -> f32 {
         let n = self.docs() as f32;
-        let df = self.postings.get(term).map_or(0, Vec::len) as f32;
+        let df = self.df(term) as f32;
         ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
     }
 
-    /// BM25 scores of every document with at least one query term.
-    /// Each distinct query term counts once: long queries (a whole abstract)
-    /// are not dominated by their repeated words.
-    pub fn scores(&self, query_terms: &[String]) -> HashMap<usize, f32> {
+    /// Adds `weight` times the BM25 score of every document for the query
+    /// terms into `acc` (one slot per document). Each distinct query term
+    /// counts once: long queries (a whole abstract) are not dominated by
+    /// their repeated words.
+    pub fn accumulate(&self, query_terms: &[String], weight: f32, acc: &mut [f32]) {
         let mut uniq: Vec<&String> = query_terms.iter().collect();
         uniq.sort();
         uniq.dedup();
-        let mut out: HashMap<usize, f32> = HashMap::new();
+        let norm = self.avg_len.max(1.0);
         for t in uniq {
-            let Some(list) = self.postings.get(t) else {
+            let Some(&ti) = self.vocab.get(t.as_str()) else {
                 continue;
             };
-            let idf = self.idf(t);
-            for &(d, tf) in list {
+            let idf = self.idf(t) * weight;
+            let (a, b) = (
+                self.starts[ti as usize] as usize,
+                self.starts[ti as usize + 1] as usize,
+            );
+            for (&d, &tf) in self.docs[a..b].iter().zip(&self.tfs[a..b]) {
                 let tf = f32::from(tf);
                 let len = self.doc_len[d as usize] as f32;
-                let s =
-                    idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / self.avg_len.max(1.0)));
-                *out.entry(d as usize).or_default() += s;
+                acc[d as usize] += idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / norm));
             }
         }
-        out
+    }
+
+    /// BM25 scores of every document with at least one query term.
+    pub fn scores(&self, query_terms: &[String]) -> HashMap<usize, f32> {
+        let mut acc = vec![0f32; self.docs()];
+        self.accumulate(query_terms, 1.0, &mut acc);
+        acc.into_iter()
+            .enumerate()
+            .filter(|(_, s)| *s != 0.0)
+            .collect()
+    }
+}
+
+fn put_bytes(b: &mut Vec<u8>, s: &[u8]) {
+    b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    b.extend_from_slice(s);
+}
+
+/// Bounds-checked little-endian reader: every method returns None past the end.
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let s = self.b.get(self.at..end)?;
+        self.at = end;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn array<T>(&mut self, n: usize, size: usize, f: impl Fn(&[u8]) -> T) -> Option<Vec<T>> {
+        Some(
+            self.take(n.checked_mul(size)?)?
+                .chunks_exact(size)
+                .map(f)
+                .collect(),
+        )
     }
 }
 
@@ -161,5 +355,31 @@ mod tests {
         assert!(s[&0] > s[&1] && s[&2] > s[&1]);
         let why = why_related(&bm, &q, &paper_terms(&papers[2]), 3);
         assert_eq!(why[0], "graph neural");
+    }
+
+    #[test]
+    fn saved_index_round_trips_and_rejects_damage() {
+        let papers: Vec<Paper> = (0..40)
+            .map(|i| {
+                paper(
+                    &format!("Paper {i} on topic {}", i % 3),
+                    "Some shared abstract words here.",
+                )
+            })
+            .collect();
+        let bm = Bm25::build(&papers);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(LEXICAL_FILE);
+        bm.save(&p, "fp").unwrap();
+        assert_eq!(Bm25::load(&p, "fp", 40).as_ref(), Some(&bm));
+        assert!(Bm25::load(&p, "fp2", 40).is_none());
+        assert!(Bm25::load(&p, "fp", 41).is_none());
+        let bytes = fs::read(&p).unwrap();
+        for at in [0, 10, bytes.len() / 2, bytes.len() - 2] {
+            let mut b = bytes.clone();
+            b[at] ^= 4;
+            fs::write(&p, &b).unwrap();
+            assert!(Bm25::load(&p, "fp", 40).is_none(), "flip at {at}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::cluster::stable::{PriorTopic, assign_ids};
 use crate::cluster::{self, KMeansOptions};
 use crate::embed::{EmbedOptions, EmbedReport, Embedder, embed_library, normalize};
 use crate::error::Result;
-use crate::index::{HnswParams, Matrix, ensure_hnsw};
+use crate::index::{Matrix, SearchOptions, refresh_derived};
 use crate::ingest::{FileReport, IngestOptions, ingest};
 use crate::label;
 use crate::report::{LibraryInfo, MapPoint, Member, Params, TopicReport, TopicView, round4};
@@ -39,7 +39,7 @@ pub struct AddOptions {
     pub write: WriteOptions,
     /// Skip embedding and indexing (ingest only).
     pub no_embed: bool,
-    pub hnsw: HnswParams,
+    pub search: SearchOptions,
 }
 
 /// Ingests `paths`, embeds papers without vectors, refreshes the HNSW index.
@@ -90,12 +90,9 @@ pub fn embed_and_index(
     if w.is_empty() {
         return Ok((embed, false));
     }
-    let fp = w.fingerprint();
-    let dir = w.derived_dir().join("hnsw");
-    let stale = !crate::index::hnsw_is_current(&dir, &fp);
-    let m = Matrix::from_library(w.library())?;
-    ensure_hnsw(w.library(), &m, &opts.hnsw)?;
-    Ok((embed, stale))
+    let rebuilt = refresh_derived(w.library(), &opts.search)?;
+    crate::lexical::Bm25::load_or_build(w.library(), &w.library().fingerprint(), true)?;
+    Ok((embed, rebuilt))
 }
 
 /// Papers whose text has no cached vector under the library's model.
@@ -211,7 +208,7 @@ fn compute_topics(
     prior: &[PriorTopic],
     fingerprint: String,
 ) -> Result<TopicReport> {
-    let m = Matrix::from_library(lib)?;
+    let m = Matrix::load_or_build(lib, &fingerprint)?;
     let n = m.rows();
     if n == 0 {
         return Err(crate::Error::Empty(
@@ -221,11 +218,11 @@ fn compute_topics(
     let (k, k_scores, chosen_by) = match opts.k {
         Some(k) => (k, Vec::new(), "user"),
         None => {
-            let (k, s) = cluster::choose_k(&m.data, m.dim, opts.seed)?;
+            let (k, s) = cluster::choose_k(m.as_slice(), m.dim, opts.seed)?;
             (k, s, "silhouette")
         }
     };
-    let c = cluster::kmeans(&m.data, m.dim, &KMeansOptions::new(k, opts.seed))?;
+    let c = cluster::kmeans(m.as_slice(), m.dim, &KMeansOptions::new(k, opts.seed))?;
     let papers = lib.papers();
     let keywords = label::keywords(papers, &c.labels, k, opts.keywords);
 
@@ -280,7 +277,7 @@ fn compute_topics(
         .collect();
     topics.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
     let topic_of: HashMap<usize, u32> = (0..k).map(|c| (c, ids[c].0)).collect();
-    let xy = cluster::project_2d(&m.data, m.dim, opts.seed)?;
+    let xy = cluster::project_2d(m.as_slice(), m.dim, opts.seed)?;
     let map = xy
         .iter()
         .enumerate()

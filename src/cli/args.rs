@@ -40,6 +40,11 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 30)]
     pub lock_wait: u64,
 
+    /// Libraries with at least this many papers are searched through an
+    /// HNSW graph (built by `add`); smaller ones exactly.
+    #[arg(long, global = true, env = "PAPERMAP_HNSW_THRESHOLD", default_value_t = papermap::index::DEFAULT_HNSW_THRESHOLD)]
+    pub hnsw_threshold: usize,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -133,8 +138,9 @@ pub struct RelatedArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// HNSW search breadth (large libraries only).
-    #[arg(long, default_value_t = 64)]
+    /// HNSW search breadth (large libraries only): higher is slower and
+    /// closer to exact.
+    #[arg(long, default_value_t = papermap::index::HnswParams::default().ef_search)]
     pub ef: usize,
 }
 

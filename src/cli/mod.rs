@@ -26,6 +26,7 @@ struct Config {
     quiet: bool,
     embedder: String,
     write: WriteOptions,
+    search: SearchOptions,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -35,6 +36,10 @@ pub fn run(cli: Cli) -> Result<()> {
         embedder: cli.embedder.clone(),
         write: WriteOptions {
             lock_wait: Duration::from_secs(cli.lock_wait),
+        },
+        search: SearchOptions {
+            hnsw_threshold: cli.hnsw_threshold,
+            ..Default::default()
         },
     };
     if !matches!(cfg.embedder.as_str(), "minilm" | "hash") {
@@ -56,7 +61,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 embed: embed_options(&a.embed, cfg.quiet)?,
                 write: cfg.write.clone(),
                 no_embed: a.no_embed,
-                hnsw: HnswParams::default(),
+                search: cfg.search.clone(),
             };
             for f in &a.files {
                 if !f.exists() {
@@ -71,6 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = AddOptions {
                 embed: embed_options(&e.embed, cfg.quiet)?,
                 write: cfg.write.clone(),
+                search: cfg.search.clone(),
                 ..Default::default()
             };
             let mut w = Writer::open(&cfg.library, &cfg.write)?;
@@ -306,9 +312,9 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
             ef_search: a.ef,
             ..Default::default()
         },
-        ..Default::default()
+        ..cfg.search.clone()
     };
-    let engine = Engine::new(&lib, Searcher::open(&lib, &search)?);
+    let engine = Engine::new(&lib, Searcher::open(&lib, &search)?)?;
     let mut exclude = HashSet::new();
     if let Some(path) = &a.exclude {
         let text =
@@ -577,7 +583,7 @@ fn status(cfg: &Config) -> Result<()> {
     let m = lib.manifest();
     let no_abs = lib.papers().iter().filter(|p| !p.has_abstract()).count();
     let fp = lib.fingerprint();
-    let hnsw = papermap::index::hnsw_is_current(&lib.derived_dir().join("hnsw"), &fp);
+    let (matrix, graph) = papermap::index::derived_status(&lib, &cfg.search.hnsw);
     let topics = std::fs::read_to_string(lib.derived_dir().join("topics.json"))
         .is_ok_and(|t| t.contains(&fp));
     let mut s = format!(
@@ -592,10 +598,13 @@ fn status(cfg: &Config) -> Result<()> {
             .map_or("none yet".into(), |m| format!("{} ({}-d)", m.id, m.dim)),
         lib.cached_vectors(),
         pipeline::missing_vectors(&lib),
-        if hnsw {
-            "current"
-        } else {
-            "stale or absent (rebuilt by the next add/embed)"
+        match (matrix, graph, lib.len() >= cfg.search.hnsw_threshold) {
+            (true, true, _) => "current".to_string(),
+            (true, false, false) => format!(
+                "not needed (exact search below {} papers)",
+                cfg.search.hnsw_threshold
+            ),
+            _ => "stale or absent (rebuilt by the next add/embed)".to_string(),
         },
         if topics {
             "current"

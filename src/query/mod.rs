@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::index::{Searcher, dot};
 use crate::lexical::{Bm25, paper_terms, why_related};
 use crate::paper::normalize_title;
-use crate::store::{Library, vec_key};
+use crate::store::Library;
 use crate::text;
 
 /// How results are scored.
@@ -177,47 +177,45 @@ pub fn resolve(lib: &Library, input: &str) -> Result<Resolved> {
     })
 }
 
-/// Everything a related query needs, built once per process.
+/// Everything a related query needs, loaded once per process: the dense
+/// searcher and the persisted BM25 index. Per-paper terms are computed only
+/// for the papers a query touches.
 pub struct Engine<'a> {
     pub lib: &'a Library,
     pub searcher: Searcher,
     bm25: Bm25,
-    doc_terms: Vec<Vec<String>>,
-    by_key: HashMap<crate::store::VecKey, Vec<usize>>,
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(lib: &'a Library, searcher: Searcher) -> Engine<'a> {
-        let doc_terms: Vec<Vec<String>> = lib.papers().iter().map(paper_terms).collect();
-        let bm25 = Bm25::build(lib.papers());
-        let model = lib.manifest().model.as_ref().map_or("", |m| m.id.as_str());
-        let mut by_key: HashMap<_, Vec<usize>> = HashMap::new();
-        for (i, p) in lib.papers().iter().enumerate() {
-            by_key
-                .entry(vec_key(model, &p.embed_text()))
-                .or_default()
-                .push(i);
-        }
-        Engine {
+    pub fn new(lib: &'a Library, searcher: Searcher) -> Result<Engine<'a>> {
+        let bm25 = Bm25::load_or_build(lib, &lib.fingerprint(), false)?;
+        Ok(Engine {
             lib,
             searcher,
             bm25,
-            doc_terms,
-            by_key,
-        }
+        })
+    }
+
+    fn terms(&self, row: usize) -> Vec<String> {
+        paper_terms(&self.lib.papers()[row])
     }
 
     /// Rows that are the same paper as `row`: itself and any paper with the
     /// identical embedded text.
     fn twins(&self, row: usize) -> Vec<usize> {
-        let model = self
-            .lib
-            .manifest()
-            .model
-            .as_ref()
-            .map_or("", |m| m.id.as_str());
-        let key = vec_key(model, &self.lib.papers()[row].embed_text());
-        self.by_key.get(&key).cloned().unwrap_or_else(|| vec![row])
+        let papers = self.lib.papers();
+        let p = &papers[row];
+        let text = p.embed_text();
+        let mut out: Vec<usize> = papers
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.title == p.title && x.embed_text() == text)
+            .map(|(i, _)| i)
+            .collect();
+        if !out.contains(&row) {
+            out.push(row);
+        }
+        out
     }
 
     /// Related papers for a resolved query. `embed_text` embeds free text
@@ -234,7 +232,7 @@ impl<'a> Engine<'a> {
                 exclude.extend(self.twins(*row));
                 (
                     self.searcher.matrix.row(*row).to_vec(),
-                    self.doc_terms[*row].clone(),
+                    self.terms(*row),
                     Vec::new(),
                 )
             }
@@ -269,14 +267,8 @@ impl<'a> Engine<'a> {
                     }
                 }
                 normalize(&mut v);
-                let pos: Vec<String> = positive
-                    .iter()
-                    .flat_map(|&r| self.doc_terms[r].clone())
-                    .collect();
-                let neg: Vec<String> = negative
-                    .iter()
-                    .flat_map(|&r| self.doc_terms[r].clone())
-                    .collect();
+                let pos: Vec<String> = positive.iter().flat_map(|&r| self.terms(r)).collect();
+                let neg: Vec<String> = negative.iter().flat_map(|&r| self.terms(r)).collect();
                 (v, pos, neg)
             }
         };
@@ -300,14 +292,14 @@ impl<'a> Engine<'a> {
         }
         let mut lexical: HashMap<usize, f32> = HashMap::new();
         if opts.mode != Mode::Dense {
-            let mut s = self.bm25.scores(&qterms);
+            let mut acc = vec![0f32; self.bm25.docs()];
+            self.bm25.accumulate(&qterms, 1.0, &mut acc);
             if !neg_terms.is_empty() {
-                for (d, v) in self.bm25.scores(&neg_terms) {
-                    *s.entry(d).or_default() -= 0.5 * v;
-                }
+                self.bm25.accumulate(&neg_terms, -0.5, &mut acc);
             }
-            let mut v: Vec<(usize, f32)> = s
+            let mut v: Vec<(usize, f32)> = acc
                 .into_iter()
+                .enumerate()
                 .filter(|(d, x)| *x > 0.0 && keep(*d))
                 .collect();
             v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -362,7 +354,7 @@ impl<'a> Engine<'a> {
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
         out.truncate(opts.k);
         for r in &mut out {
-            r.why = why_related(&self.bm25, &qterms, &self.doc_terms[r.row], 4);
+            r.why = why_related(&self.bm25, &qterms, &self.terms(r.row), 4);
         }
         Ok(out)
     }
@@ -479,7 +471,7 @@ mod tests {
     fn related_excludes_the_query_and_ranks_same_topic_first() {
         let (_d, lib) = library();
         let s = Searcher::open(&lib, &SearchOptions::default()).unwrap();
-        let engine = Engine::new(&lib, s);
+        let engine = Engine::new(&lib, s).unwrap();
         let mut e = HashEmbedder::new(256);
         let mut embed = |t: &str| Ok(e.embed(&[t]).unwrap().remove(0));
         for mode in [Mode::Dense, Mode::Lexical, Mode::Hybrid] {

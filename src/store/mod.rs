@@ -33,14 +33,10 @@ const PAPERS_MAGIC: &[u8; 8] = b"PMPAPER1";
 const VECTORS_MAGIC: &[u8; 8] = b"PMVECTR1";
 const MANIFEST: &str = "MANIFEST.json";
 
-/// 64 bits of sha256 of an identity key: collisions are negligible at any
-/// library size (1e-8 at half a million papers).
+/// 64-bit XXH3 of an identity key: collisions are negligible at any
+/// library size (1e-8 at half a million papers). In memory only.
 fn key_hash(key: &str) -> u64 {
-    u64::from_le_bytes(
-        Sha256::digest(key.as_bytes())[..8]
-            .try_into()
-            .expect("8 bytes"),
-    )
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 
 /// Content key of a vector: the first 16 bytes of sha256(model id, text).
@@ -89,6 +85,8 @@ pub struct Library {
     /// Damage found and worked around while opening (reported to the user).
     pub warnings: Vec<String>,
     vectors_damaged: bool,
+    /// `fingerprint()` computed once per state (reset when a paper changes).
+    fingerprint: std::sync::OnceLock<String>,
 }
 
 impl Library {
@@ -119,6 +117,7 @@ impl Library {
             vec_data: Vec::new(),
             warnings: Vec::new(),
             vectors_damaged: false,
+            fingerprint: std::sync::OnceLock::new(),
         };
         lib.load_papers()?;
         if !lean {
@@ -203,6 +202,7 @@ impl Library {
     /// Inserts or replaces (same id) a paper in memory; `offset` is where
     /// its record starts in the papers log.
     fn insert_paper(&mut self, paper: Paper, offset: u64) {
+        self.fingerprint = std::sync::OnceLock::new();
         let keys = paper.identity_keys();
         let idx = match self.by_id.get(&paper.id) {
             Some(&i) => {
@@ -301,19 +301,26 @@ impl Library {
     /// A fingerprint of what derived files depend on: the paper order and
     /// each paper's embedded text under the current model.
     pub fn fingerprint(&self) -> String {
+        self.fingerprint
+            .get_or_init(|| self.compute_fingerprint())
+            .clone()
+    }
+
+    fn compute_fingerprint(&self) -> String {
+        // XXH3-128 (not a cryptographic hash: derived files are caches, and
+        // this runs on every query command over all the library's text).
         let model = self.manifest.model.as_ref().map_or("", |m| m.id.as_str());
-        let mut h = Sha256::new();
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(model.as_bytes());
         for p in &self.papers {
             h.update(p.id.as_bytes());
-            h.update([0]);
-            h.update(p.embed_text().as_bytes());
-            h.update([0]);
+            h.update(&[0]);
+            h.update(p.title.as_bytes());
+            h.update(&[1]);
+            h.update(p.abs.as_bytes());
+            h.update(&[0]);
         }
-        h.finalize()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        format!("x{:032x}", h.digest128())
     }
 }
 
@@ -457,6 +464,7 @@ impl Writer {
                     dim,
                 });
                 self.lib.dim = dim;
+                self.lib.fingerprint = std::sync::OnceLock::new();
                 Ok(())
             }
         }

@@ -1,0 +1,154 @@
+//! papermap's side of `scripts/bench-search` (run through `cargo bench
+//! --bench search -- ...`; the script runs hnswlib on the same files and
+//! prints the comparison). Not a test: it measures and reports.
+//!
+//! ```text
+//! search dump LIBRARY OUT.f32            write a library's matrix (raw f32)
+//! search run --dim D --base B.f32 --queries Q.f32 --truth T.u32 \
+//!            [--k 10] [--efs 16,32,64,96,128,200] [--threads 2]
+//! ```
+//! `run` prints one JSON object: build seconds, graph bytes, load seconds,
+//! and for exact search and each ef: queries per second on one thread and
+//! recall@k against the truth file (k u32 row ids per query).
+
+use std::path::Path;
+use std::time::Instant;
+
+use papermap::index::{Graph, HnswParams, Matrix, exact_search};
+
+fn read_f32(path: &str) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn read_u32(path: &str) -> Vec<u32> {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args.first().map(String::as_str) {
+        Some("dump") => {
+            let lib = papermap::store::Library::open(Path::new(&args[1])).expect("open library");
+            let m = Matrix::from_library(&lib).expect("library matrix");
+            let bytes: Vec<u8> = m.as_slice().iter().flat_map(|x| x.to_le_bytes()).collect();
+            std::fs::write(&args[2], bytes).expect("write");
+            println!("{{\"rows\": {}, \"dim\": {}}}", m.rows(), m.dim);
+        }
+        Some("run") => run(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: search dump LIB OUT.f32 | search run --dim D --base B --queries Q --truth T"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn run(args: &[String]) {
+    let dim: usize = arg(args, "--dim").expect("--dim").parse().unwrap();
+    let k: usize = arg(args, "--k").unwrap_or("10").parse().unwrap();
+    let efs: Vec<usize> = arg(args, "--efs")
+        .unwrap_or("16,32,64,96,128,200")
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let base = Matrix::owned(dim, read_f32(arg(args, "--base").expect("--base")));
+    let queries = Matrix::owned(dim, read_f32(arg(args, "--queries").expect("--queries")));
+    let truth = read_u32(arg(args, "--truth").expect("--truth"));
+    let nq = queries.rows();
+    assert_eq!(truth.len(), nq * k, "truth file must hold k ids per query");
+    let params = HnswParams::default();
+
+    let t = Instant::now();
+    let g = Graph::build(&base, &params);
+    let build_s = t.elapsed().as_secs_f64();
+    let dir = tempfile::tempdir().unwrap();
+    let gpath = dir.path().join("hnsw.graph");
+    let mpath = dir.path().join("vectors.f32");
+    g.save(&gpath, "bench").unwrap();
+    base.save(&mpath, "bench").unwrap();
+    let graph_bytes = std::fs::metadata(&gpath).unwrap().len();
+    drop(g);
+    // Load = what a query command does: map the matrix, read the graph.
+    let t = Instant::now();
+    let m = Matrix::load(&mpath, "bench", base.rows(), dim).expect("matrix loads");
+    let g = Graph::load(&gpath, "bench", &params, base.rows()).expect("graph loads");
+    let load_s = t.elapsed().as_secs_f64();
+
+    let recall = |found: &[Vec<usize>]| -> f64 {
+        let mut hit = 0usize;
+        for (i, f) in found.iter().enumerate() {
+            let t = &truth[i * k..(i + 1) * k];
+            hit += f.iter().filter(|r| t.contains(&(**r as u32))).count();
+        }
+        hit as f64 / (nq * k) as f64
+    };
+    let mut rows = Vec::new();
+    // Exact search on a subset (it is slow by design at large sizes).
+    let exact_n = nq.min(200);
+    let t = Instant::now();
+    let found: Vec<Vec<usize>> = (0..exact_n)
+        .map(|i| {
+            exact_search(&m, queries.row(i), k, &|_| true)
+                .iter()
+                .map(|h| h.row)
+                .collect()
+        })
+        .collect();
+    let s = t.elapsed().as_secs_f64();
+    let exact_recall = {
+        let mut hit = 0usize;
+        for (i, f) in found.iter().enumerate() {
+            let t = &truth[i * k..(i + 1) * k];
+            hit += f.iter().filter(|r| t.contains(&(**r as u32))).count();
+        }
+        hit as f64 / (exact_n * k) as f64
+    };
+    rows.push(format!(
+        "{{\"engine\": \"exact\", \"ef\": 0, \"qps\": {:.1}, \"recall\": {exact_recall:.4}}}",
+        exact_n as f64 / s
+    ));
+    for &ef in &efs {
+        // Warm-up pass, then the timed pass.
+        for i in 0..nq.min(100) {
+            std::hint::black_box(g.search(&m, queries.row(i), k, ef));
+        }
+        let t = Instant::now();
+        let found: Vec<Vec<usize>> = (0..nq)
+            .map(|i| {
+                g.search(&m, queries.row(i), k, ef)
+                    .iter()
+                    .map(|h| h.row)
+                    .collect()
+            })
+            .collect();
+        let s = t.elapsed().as_secs_f64();
+        rows.push(format!(
+            "{{\"engine\": \"hnsw\", \"ef\": {ef}, \"qps\": {:.1}, \"recall\": {:.4}}}",
+            nq as f64 / s,
+            recall(&found)
+        ));
+    }
+    println!(
+        "{{\"n\": {}, \"dim\": {dim}, \"queries\": {nq}, \"build_s\": {build_s:.3}, \"graph_bytes\": {graph_bytes}, \"matrix_bytes\": {}, \"load_s\": {load_s:.4}, \"results\": [{}]}}",
+        base.rows(),
+        std::fs::metadata(&mpath).unwrap().len(),
+        rows.join(", ")
+    );
+}
