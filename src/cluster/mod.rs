@@ -27,13 +27,27 @@ use crate::error::{Error, Result};
 pub struct KMeansOptions {
     pub k: usize,
     pub seed: u64,
-    /// Points linfa's k-means++ is fitted on. Default 20,000.
+    /// Points linfa's k-means++ is fitted on; 0 (the default) means 100 per
+    /// cluster, at least 2,000 and at most 20,000. linfa's init costs
+    /// O(m k^2 d): on 20,000 points and k = 50 one run took 8.6 s here, on
+    /// 5,000 points 2.3 s, at the same final inertia (within 0.2%).
     pub init_sample: usize,
     /// Lloyd iterations over all points at most. Default 100.
     pub max_iter: usize,
     /// Seeded k-means++ restarts; the lowest inertia wins. Default 4: one
     /// unlucky init can leave a singleton cluster on small libraries.
     pub restarts: usize,
+    /// Convergence: stop when the summed squared centroid movement of one
+    /// Lloyd step is at most this times the data's mean per-feature
+    /// variance (scikit-learn's rule and default, 1e-4), or when no label
+    /// changes.
+    pub tolerance: f64,
+    /// Also stop when one Lloyd step lowers the inertia by less than this
+    /// fraction. Default 1e-5. On overlapping clusters scikit-learn's rule
+    /// alone runs to its 300-step limit (100k generated papers, k = 50)
+    /// while the inertia stops moving: after 40 steps it was within 0.05%
+    /// of scikit-learn's 300-step result.
+    pub rel_inertia_tol: f64,
 }
 
 impl KMeansOptions {
@@ -41,9 +55,19 @@ impl KMeansOptions {
         KMeansOptions {
             k,
             seed,
-            init_sample: 20_000,
+            init_sample: 0,
             max_iter: 100,
             restarts: 4,
+            tolerance: 1e-4,
+            rel_inertia_tol: 1e-5,
+        }
+    }
+
+    fn init_rows(&self) -> usize {
+        if self.init_sample > 0 {
+            self.init_sample.max(self.k)
+        } else {
+            (self.k * 100).clamp(2_000, 20_000)
         }
     }
 }
@@ -94,7 +118,7 @@ pub fn kmeans(data: &[f32], dim: usize, opts: &KMeansOptions) -> Result<Clusteri
         )));
     }
     let x = view(data, dim);
-    let rows = sample_rows(n, opts.init_sample.max(opts.k), opts.seed);
+    let rows = sample_rows(n, opts.init_rows(), opts.seed);
     let sample = x.select(Axis(0), &rows);
     let rng = Xoshiro256Plus::seed_from_u64(opts.seed);
     let model = KMeans::params_with_rng(opts.k, rng)
@@ -109,14 +133,23 @@ pub fn kmeans(data: &[f32], dim: usize, opts: &KMeansOptions) -> Result<Clusteri
     let mut centroids = model.centroids().to_owned();
     let mut labels = vec![usize::MAX; n];
     let mut distances = vec![0f32; n];
+    let tol = opts.tolerance * mean_variance(&x);
     let mut iterations = 0;
+    let mut prev = f64::INFINITY;
     loop {
         let changed = assign(&x, &centroids, &mut labels, &mut distances);
         iterations += 1;
-        if changed == 0 || iterations >= opts.max_iter {
+        let inertia: f64 = distances.iter().map(|&d| f64::from(d)).sum();
+        let stalled = prev.is_finite() && prev - inertia < opts.rel_inertia_tol * inertia;
+        prev = inertia;
+        if changed == 0 || stalled || iterations >= opts.max_iter {
             break;
         }
-        update(&x, &labels, &mut centroids);
+        if update(&x, &labels, &mut centroids) <= tol {
+            // Converged: labels and distances for the final centroids.
+            assign(&x, &centroids, &mut labels, &mut distances);
+            break;
+        }
     }
     let inertia = distances.iter().map(|&d| f64::from(d)).sum();
     Ok(Clustering {
@@ -163,9 +196,29 @@ fn assign(x: &ArrayView2<f32>, c: &Array2<f32>, labels: &mut [usize], dist: &mut
     changed
 }
 
+/// Mean over features of the per-feature variance.
+fn mean_variance(x: &ArrayView2<f32>) -> f64 {
+    let n = x.nrows().max(1) as f64;
+    let mut sum = vec![0f64; x.ncols()];
+    let mut sq = vec![0f64; x.ncols()];
+    for r in x.rows() {
+        for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(r.iter()) {
+            *s += f64::from(v);
+            *q += f64::from(v) * f64::from(v);
+        }
+    }
+    let d = x.ncols().max(1) as f64;
+    sum.iter()
+        .zip(&sq)
+        .map(|(s, q)| (q / n - (s / n).powi(2)).max(0.0))
+        .sum::<f64>()
+        / d
+}
+
 /// Moves each centroid to the mean of its points; an empty cluster keeps its
-/// centroid (it is re-seeded by k-means++ only at init).
-fn update(x: &ArrayView2<f32>, labels: &[usize], c: &mut Array2<f32>) {
+/// centroid (it is re-seeded by k-means++ only at init). Returns the summed
+/// squared movement of the centroids.
+fn update(x: &ArrayView2<f32>, labels: &[usize], c: &mut Array2<f32>) -> f64 {
     let k = c.nrows();
     let mut sums = Array2::<f64>::zeros(c.raw_dim());
     let mut counts = vec![0usize; k];
@@ -175,13 +228,17 @@ fn update(x: &ArrayView2<f32>, labels: &[usize], c: &mut Array2<f32>) {
             *s += f64::from(v);
         }
     }
+    let mut shift = 0f64;
     for (j, &count) in counts.iter().enumerate() {
         if count > 0 {
             for (cv, s) in c.row_mut(j).iter_mut().zip(sums.row(j)) {
-                *cv = (*s / count as f64) as f32;
+                let new = (*s / count as f64) as f32;
+                shift += f64::from(new - *cv).powi(2);
+                *cv = new;
             }
         }
     }
+    shift
 }
 
 /// Mean silhouette of `labels` over the points `rows`, with Euclidean

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use hnsw_rs::prelude::{DistDot, Hnsw};
 
-use super::{Hit, HnswParams, Matrix, dot};
+use super::{Hit, HnswParams, Matrix, dot_fn};
 use crate::error::{IoContext, Result};
 use crate::store::manifest::write_atomic;
 
@@ -215,7 +215,8 @@ impl Graph {
             return Vec::new();
         }
         let ef = ef.max(k);
-        let dist = |r: u32| 1.0 - dot(m.row(r as usize), q);
+        let dotf = dot_fn();
+        let dist = |r: u32| 1.0 - dotf(m.row(r as usize), q);
         // Greedy descent through the upper layers.
         let mut cur = self.entry;
         let mut cur_d = dist(cur);

@@ -250,6 +250,25 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_portable(a, b)
 }
 
+/// The dot product to use on this CPU, chosen once (hot loops call it
+/// through the pointer instead of re-checking CPU features per call).
+pub(crate) fn dot_fn() -> fn(&[f32], &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return dot_avx2_checked;
+        }
+    }
+    dot_portable
+}
+
+/// Only ever handed out by `dot_fn` after the CPU check.
+#[cfg(target_arch = "x86_64")]
+fn dot_avx2_checked(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: `dot_fn` returns this function only when AVX2 and FMA are present.
+    unsafe { dot_avx2(a, b) }
+}
+
 fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);
