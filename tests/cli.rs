@@ -427,3 +427,43 @@ fn a_damaged_topics_cache_is_recomputed_not_served() {
     let second = ok(&papermap(&lib, &["topics", "-k", "3", "--json"]));
     assert_eq!(first, second);
 }
+
+#[test]
+fn large_libraries_search_through_a_persisted_graph_rebuilt_when_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let mini = fixture("mini.jsonl");
+    // A threshold below the library's size stands in for a large library.
+    let hnsw = ["--hnsw-threshold", "5", "--embedder", "hash"];
+    let add: Vec<&str> = hnsw
+        .iter()
+        .copied()
+        .chain(["add", mini.to_str().unwrap()])
+        .collect();
+    ok(&papermap(&lib, &add));
+    for f in ["hnsw.graph", "vectors.f32", "lexical.bin"] {
+        assert!(lib.join("derived").join(f).exists(), "{f} missing");
+    }
+    let status = ok(&papermap(&lib, &["--hnsw-threshold", "5", "status"]));
+    assert!(status.contains("HNSW index: current"), "{status}");
+
+    let related: Vec<&str> = hnsw
+        .iter()
+        .copied()
+        .chain(["related", "bandit-1", "-k", "3"])
+        .collect();
+    let out = ok(&papermap(&lib, &related));
+    assert!(out.contains("hnsw search over 12 papers"), "{out}");
+    assert!(!out.contains(" bandit-1 "), "{out}");
+    // Damaged derived files are rebuilt, and the answer does not change.
+    for f in ["hnsw.graph", "vectors.f32", "lexical.bin"] {
+        let p = lib.join("derived").join(f);
+        let mut b = std::fs::read(&p).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0x5a;
+        std::fs::write(&p, b).unwrap();
+    }
+    assert_eq!(ok(&papermap(&lib, &related)), out);
+    let status = ok(&papermap(&lib, &["--hnsw-threshold", "5", "status"]));
+    assert!(status.contains("HNSW index: current"), "{status}");
+}
