@@ -14,14 +14,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use papermap::index::{Graph, HnswParams, Matrix, exact_search};
+mod common;
 
-fn read_f32(path: &str) -> Vec<f32> {
-    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
+use common::{arg, read_f32};
+use papermap::index::{Graph, HnswParams, Matrix, exact_search};
 
 fn read_u32(path: &str) -> Vec<u32> {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -30,18 +26,8 @@ fn read_u32(path: &str) -> Vec<u32> {
         .collect()
 }
 
-fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     match args.first().map(String::as_str) {
         Some("dump") => {
             let lib = papermap::store::Library::open(Path::new(&args[1])).expect("open library");

@@ -9,20 +9,13 @@
 
 use std::time::Instant;
 
+mod common;
+
+use common::arg;
 use papermap::cluster::{KMeansOptions, kmeans};
 
-fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     if args.first().map(String::as_str) == Some("texts") {
         // texts LIBRARY OUT.jsonl: id and embedded text of each paper, in
         // library (= matrix) order.
@@ -47,11 +40,7 @@ fn main() {
     let k: usize = arg(&args, "--k").expect("--k").parse().unwrap();
     let seed: u64 = arg(&args, "--seed").unwrap_or("42").parse().unwrap();
     let path = arg(&args, "--data").expect("--data");
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let data: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let data = common::read_f32(path);
     let t = Instant::now();
     let mut opts = KMeansOptions::new(k, seed);
     if let Some(r) = arg(&args, "--restarts") {

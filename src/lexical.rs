@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::error::Result;
 use crate::paper::Paper;
 use crate::store::Library;
+use crate::store::codec::{Reader, put_bytes, seal, unseal};
 use crate::store::manifest::write_atomic;
 use crate::text;
 
@@ -141,8 +142,7 @@ impl Bm25 {
         self.doc_len
             .iter()
             .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
-        let crc = crc32fast::hash(&b);
-        b.extend_from_slice(&crc.to_le_bytes());
+        seal(&mut b);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
         }
@@ -153,14 +153,8 @@ impl Bm25 {
     /// when missing, stale or damaged.
     pub fn load(path: &Path, fingerprint: &str, docs: usize) -> Option<Bm25> {
         let b = fs::read(path).ok()?;
-        if b.len() < 4 {
-            return None;
-        }
-        let (body, tail) = b.split_at(b.len() - 4);
-        if crc32fast::hash(body) != u32::from_le_bytes(tail.try_into().ok()?) {
-            return None;
-        }
-        let mut r = Reader { b: body, at: 0 };
+        let body = unseal(&b)?;
+        let mut r = Reader::new(body);
         if r.take(8)? != MAGIC || r.u32()? != VERSION || r.bytes()? != fingerprint.as_bytes() {
             return None;
         }
@@ -175,12 +169,10 @@ impl Bm25 {
         let starts: Vec<u64> = r.array(n_terms.checked_add(1)?, 8, |c| {
             u64::from_le_bytes(c.try_into().expect("8"))
         })?;
-        let docs_v: Vec<u32> =
-            r.array(n_post, 4, |c| u32::from_le_bytes(c.try_into().expect("4")))?;
+        let docs_v = r.u32s(n_post)?;
         let tfs: Vec<u16> = r.array(n_post, 2, |c| u16::from_le_bytes(c.try_into().expect("2")))?;
-        let doc_len: Vec<u32> =
-            r.array(n_docs, 4, |c| u32::from_le_bytes(c.try_into().expect("4")))?;
-        let ok = r.at == body.len()
+        let doc_len = r.u32s(n_docs)?;
+        let ok = r.done()
             && starts.first() == Some(&0)
             && starts.last() == Some(&(n_post as u64))
             && starts.windows(2).all(|w| w[0] <= w[1])
@@ -239,44 +231,6 @@ impl Bm25 {
             .enumerate()
             .filter(|(_, s)| *s != 0.0)
             .collect()
-    }
-}
-
-fn put_bytes(b: &mut Vec<u8>, s: &[u8]) {
-    b.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    b.extend_from_slice(s);
-}
-
-/// Bounds-checked little-endian reader: every method returns None past the end.
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.at.checked_add(n)?;
-        let s = self.b.get(self.at..end)?;
-        self.at = end;
-        Some(s)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-    fn array<T>(&mut self, n: usize, size: usize, f: impl Fn(&[u8]) -> T) -> Option<Vec<T>> {
-        Some(
-            self.take(n.checked_mul(size)?)?
-                .chunks_exact(size)
-                .map(f)
-                .collect(),
-        )
     }
 }
 

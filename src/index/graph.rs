@@ -19,6 +19,7 @@ use hnsw_rs::prelude::{DistDot, Hnsw};
 
 use super::{Hit, HnswParams, Matrix, dot_fn};
 use crate::error::{IoContext, Result};
+use crate::store::codec::{Reader, put_bytes, put_u32, put_u32s, seal, unseal};
 use crate::store::manifest::write_atomic;
 
 const MAGIC: &[u8; 8] = b"PMHNSW\0\0";
@@ -301,7 +302,7 @@ impl Graph {
         let mut b = Vec::with_capacity(64 + 4 * (self.level0.len() + 1024));
         b.extend_from_slice(MAGIC);
         put_u32(&mut b, VERSION);
-        put_str(&mut b, fingerprint);
+        put_bytes(&mut b, fingerprint.as_bytes());
         for x in [
             self.m,
             self.ef_construction,
@@ -319,8 +320,7 @@ impl Graph {
             put_u32s(&mut b, &l.nodes);
             put_u32s(&mut b, &l.adj);
         }
-        let crc = crc32fast::hash(&b);
-        put_u32(&mut b, crc);
+        seal(&mut b);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).at(dir)?;
         }
@@ -332,15 +332,8 @@ impl Graph {
     /// damaged in any way.
     pub fn load(path: &Path, fingerprint: &str, params: &HnswParams, rows: usize) -> Option<Graph> {
         let b = fs::read(path).ok()?;
-        if b.len() < 12 {
-            return None;
-        }
-        let (body, tail) = b.split_at(b.len() - 4);
-        if crc32fast::hash(body) != u32::from_le_bytes(tail.try_into().ok()?) {
-            return None;
-        }
-        let mut r = Reader { b: body, at: 0 };
-        if r.take(8)? != MAGIC || r.u32()? != VERSION || r.string()? != fingerprint {
+        let mut r = Reader::new(unseal(&b)?);
+        if r.take(8)? != MAGIC || r.u32()? != VERSION || r.bytes()? != fingerprint.as_bytes() {
             return None;
         }
         let (m, efc, n, entry, stride0, stride, layers) = (
@@ -367,7 +360,7 @@ impl Graph {
             let adj = r.u32s(count * stride as usize)?;
             upper.push(Layer { nodes, adj });
         }
-        let ok = r.at == body.len()
+        let ok = r.done()
             && level0.iter().all(|&x| x == NONE || x < n)
             && upper.iter().all(|l| {
                 l.nodes.windows(2).all(|w| w[0] < w[1])
@@ -384,52 +377,6 @@ impl Graph {
             level0,
             upper,
         })
-    }
-}
-
-fn put_u32(b: &mut Vec<u8>, x: u32) {
-    b.extend_from_slice(&x.to_le_bytes());
-}
-
-fn put_u32s(b: &mut Vec<u8>, xs: &[u32]) {
-    b.reserve(xs.len() * 4);
-    for x in xs {
-        b.extend_from_slice(&x.to_le_bytes());
-    }
-}
-
-fn put_str(b: &mut Vec<u8>, s: &str) {
-    put_u32(b, s.len() as u32);
-    b.extend_from_slice(s.as_bytes());
-}
-
-/// Bounds-checked little-endian reader: every method returns None past the end.
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.at.checked_add(n)?;
-        let s = self.b.get(self.at..end)?;
-        self.at = end;
-        Some(s)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn string(&mut self) -> Option<&'a str> {
-        let n = self.u32()? as usize;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-    fn u32s(&mut self, n: usize) -> Option<Vec<u32>> {
-        let s = self.take(n.checked_mul(4)?)?;
-        Some(
-            s.chunks_exact(4)
-                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect(),
-        )
     }
 }
 

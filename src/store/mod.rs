@@ -12,6 +12,7 @@
 //! embedded again. Readers take no lock: they read only what the manifest says
 //! is committed.
 
+pub mod codec;
 mod lock;
 pub mod log;
 pub mod manifest;
