@@ -5,7 +5,7 @@
 //! ```text
 //! search dump LIBRARY OUT.f32            write a library's matrix (raw f32)
 //! search run --dim D --base B.f32 --queries Q.f32 --truth T.u32 \
-//!            [--k 10] [--efs 16,32,64,96,128,200] [--threads 2]
+//!            [--k 10] [--efs 16,32,64,96,128,200] [--graph-cache G]
 //! ```
 //! `run` prints one JSON object: build seconds, graph bytes, load seconds,
 //! and for exact search and each ef: queries per second on one thread and
@@ -61,9 +61,22 @@ fn run(args: &[String]) {
     assert_eq!(truth.len(), nq * k, "truth file must hold k ids per query");
     let params = HnswParams::default();
 
+    // `--graph-cache P`: reuse a graph built for the same base by an earlier
+    // run (for iterating on search code; build time is then reported as 0).
+    let cached = arg(args, "--graph-cache")
+        .and_then(|p| Graph::load(Path::new(p), "bench", &params, base.rows()));
     let t = Instant::now();
-    let g = Graph::build(&base, &params);
-    let build_s = t.elapsed().as_secs_f64();
+    let (g, build_s) = match cached {
+        Some(g) => (g, 0.0),
+        None => {
+            let g = Graph::build(&base, &params);
+            let s = t.elapsed().as_secs_f64();
+            if let Some(p) = arg(args, "--graph-cache") {
+                g.save(Path::new(p), "bench").unwrap();
+            }
+            (g, s)
+        }
+    };
     let dir = tempfile::tempdir().unwrap();
     let gpath = dir.path().join("hnsw.graph");
     let mpath = dir.path().join("vectors.f32");

@@ -79,11 +79,12 @@ fn prefetch(m: &Matrix, row: u32) {
         // SAFETY: prefetching is a hint and never faults; the pointers are in bounds.
         unsafe {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            // The first two cache lines, as hnswlib does: the hardware
+            // prefetcher streams the rest once the dot product starts.
             let p = s.as_ptr() as *const i8;
-            let mut off = 0;
-            while off < s.len() * 4 {
-                _mm_prefetch(p.add(off), _MM_HINT_T0);
-                off += 64;
+            _mm_prefetch(p, _MM_HINT_T0);
+            if s.len() * 4 > 64 {
+                _mm_prefetch(p.add(64), _MM_HINT_T0);
             }
         }
     }
