@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::error::Result;
 use crate::paper::Paper;
 use crate::store::Library;
-use crate::store::codec::{Reader, put_bytes, seal, unseal};
+use crate::store::codec::{Reader, put_bytes, put_u32s, seal, unseal};
 use crate::store::manifest::write_atomic;
 use crate::text;
 
@@ -133,15 +133,11 @@ impl Bm25 {
         self.starts
             .iter()
             .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
-        self.docs
-            .iter()
-            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        put_u32s(&mut b, &self.docs);
         self.tfs
             .iter()
             .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
-        self.doc_len
-            .iter()
-            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        put_u32s(&mut b, &self.doc_len);
         seal(&mut b);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
