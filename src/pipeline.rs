@@ -145,7 +145,7 @@ struct TopicsFile {
 }
 
 const TOPICS_FILE: &str = "topics.json";
-const TOPICS_ALGORITHM: u32 = 3;
+const TOPICS_ALGORITHM: u32 = 4;
 
 /// Computes topics, or returns the cached ones when the library and the
 /// parameters are unchanged. Ids are kept stable against the previous run.

@@ -1,8 +1,9 @@
 //! Topics as k-means clusters of the normalised paper vectors.
 //!
-//! linfa's k-means++ seeds the centroids (fitted on a seeded sample when the
-//! library is large: its init is O(N k^2 d) and its Lloyd steps compute one
-//! point-centroid distance at a time). Lloyd iterations over all papers then
+//! Greedy k-means++ (scikit-learn's variant, written here with matrix
+//! multiplies) seeds the centroids on a seeded sample when the library is
+//! large; linfa's k-means refines each restart on that sample (its Lloyd
+//! steps compute one point-centroid distance at a time, fine for a sample). Lloyd iterations over all papers then
 //! run here as a matrix multiply (`|x|^2 - 2 x.c + |c|^2`), which is what
 //! makes 100k papers fast. Everything is seeded; the same input and seed
 //! give the same topics. `ndarray` (linfa's version) stays inside this module.
@@ -27,10 +28,10 @@ use crate::error::{Error, Result};
 pub struct KMeansOptions {
     pub k: usize,
     pub seed: u64,
-    /// Points linfa's k-means++ is fitted on; 0 (the default) means 40 per
-    /// cluster, at least 2,000 and at most 20,000. linfa's init costs
-    /// O(m k^2 d): on 20,000 points and k = 50 one run took 8.6 s here, on
-    /// 2,000 points under 1 s, at the same final inertia (within 0.05%).
+    /// Points the seeding and linfa's refinement run on; 0 (the default)
+    /// means 40 per cluster, at least 2,000 and at most 20,000 (every point
+    /// in smaller libraries). Lloyd over all points then makes up for the
+    /// sample: same final inertia within 0.05% at 100k papers.
     pub init_sample: usize,
     /// Lloyd iterations over all points at most. Default 100.
     pub max_iter: usize,
@@ -131,18 +132,26 @@ pub fn kmeans(data: &[f32], dim: usize, opts: &KMeansOptions) -> Result<Clusteri
     }
     let x = view(data, dim);
     let rows = sample_rows(n, opts.init_rows(), opts.seed);
-    let sample = x.select(Axis(0), &rows);
-    let rng = Xoshiro256Plus::seed_from_u64(opts.seed);
-    let model = KMeans::params_with_rng(opts.k, rng)
-        .n_runs(opts.restarts_for(n))
-        .init_method(KMeansInit::KMeansPlusPlus)
-        // linfa only seeds and takes a few steps (enough to rank the
-        // restarts); the matrix-multiply Lloyd below runs to convergence.
-        .max_n_iterations(10)
-        .tolerance(1e-5)
-        .fit(&DatasetBase::from(sample))
-        .map_err(|e| Error::Invalid(format!("k-means failed: {e}")))?;
-    let mut centroids = model.centroids().to_owned();
+    let sample = DatasetBase::from(x.select(Axis(0), &rows));
+    // Each restart: greedy k-means++ seeds, then linfa takes a few Lloyd
+    // steps on the sample (enough to rank the restarts); the matrix-multiply
+    // Lloyd below runs the winner to convergence over every paper.
+    let mut best: Option<(f32, Array2<f32>)> = None;
+    for r in 0..opts.restarts_for(n) {
+        let mut rng = Xoshiro256Plus::seed_from_u64(opts.seed.wrapping_add(r as u64));
+        let seeds = greedy_kmeans_pp(&sample.records.view(), opts.k, &mut rng);
+        let model = KMeans::params_with_rng(opts.k, rng)
+            .n_runs(1)
+            .init_method(KMeansInit::Precomputed(seeds))
+            .max_n_iterations(10)
+            .tolerance(1e-5)
+            .fit(&sample)
+            .map_err(|e| Error::Invalid(format!("k-means failed: {e}")))?;
+        if best.as_ref().is_none_or(|(i, _)| model.inertia() < *i) {
+            best = Some((model.inertia(), model.centroids().to_owned()));
+        }
+    }
+    let (_, mut centroids) = best.expect("at least one restart");
     let mut labels = vec![usize::MAX; n];
     let mut distances = vec![0f32; n];
     let tol = opts.tolerance * mean_variance(&x);
@@ -173,6 +182,63 @@ pub fn kmeans(data: &[f32], dim: usize, opts: &KMeansOptions) -> Result<Clusteri
         inertia,
         iterations,
     })
+}
+
+/// Greedy k-means++ seeding (Arthur & Vassilvitskii, with scikit-learn's
+/// local trials): each new seed is the best of `2 + ln k` candidates drawn
+/// with probability proportional to the squared distance to the nearest
+/// seed so far, "best" meaning the lowest resulting potential. Plain
+/// k-means++ (one candidate, linfa's) gave V-measure 0.800 against arXiv
+/// categories on the labelled fixture, greedy 0.818 (mean over 20 seeds,
+/// scikit-learn's implementations of both). Distances come from one matrix
+/// multiply per step.
+fn greedy_kmeans_pp(x: &ArrayView2<f32>, k: usize, rng: &mut impl RngCore) -> Array2<f32> {
+    let n = x.nrows();
+    let norms: Vec<f32> = x.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let trials = 2 + (k as f64).ln() as usize;
+    let uniform = |rng: &mut dyn RngCore| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let first = (rng.next_u64() % n as u64) as usize;
+    let mut seeds = vec![first];
+    let mut closest: Vec<f32> = x
+        .dot(&x.row(first))
+        .iter()
+        .zip(&norms)
+        .map(|(g, xn)| (xn - 2.0 * g + norms[first]).max(0.0))
+        .collect();
+    let mut cum = vec![0f64; n];
+    while seeds.len() < k {
+        let mut total = 0f64;
+        for (c, &d) in cum.iter_mut().zip(&closest) {
+            total += f64::from(d);
+            *c = total;
+        }
+        let candidates: Vec<usize> = (0..trials)
+            .map(|_| {
+                let r = uniform(rng) * total;
+                cum.partition_point(|&c| c < r).min(n - 1)
+            })
+            .collect();
+        let g = x.dot(&x.select(Axis(0), &candidates).t());
+        let mut pick = (f64::INFINITY, 0);
+        for (t, &c) in candidates.iter().enumerate() {
+            let pot: f64 = g
+                .column(t)
+                .iter()
+                .zip(&norms)
+                .zip(&closest)
+                .map(|((gi, xn), &cl)| f64::from(cl.min((xn - 2.0 * gi + norms[c]).max(0.0))))
+                .sum();
+            if pot < pick.0 {
+                pick = (pot, t);
+            }
+        }
+        let (t, c) = (pick.1, candidates[pick.1]);
+        for ((cl, gi), xn) in closest.iter_mut().zip(g.column(t)).zip(&norms) {
+            *cl = cl.min((xn - 2.0 * gi + norms[c]).max(0.0));
+        }
+        seeds.push(c);
+    }
+    x.select(Axis(0), &seeds)
 }
 
 /// Assigns each point to its nearest centroid with one matrix multiply per
@@ -418,6 +484,26 @@ mod tests {
         // Within-group spread is about 0.1 in all; one wrong merge costs over 10.
         assert!(a.inertia < 0.2, "{}", a.inertia);
         assert!(kmeans(&d, 4, &KMeansOptions::new(61, 1)).is_err());
+    }
+
+    #[test]
+    fn greedy_seeding_spreads_over_the_groups_and_is_seeded() {
+        let d = blobs();
+        let x = view(&d, 4);
+        for seed in 0..20 {
+            let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+            let c = greedy_kmeans_pp(&x, 3, &mut rng);
+            let mut again = Xoshiro256Plus::seed_from_u64(seed);
+            assert_eq!(c, greedy_kmeans_pp(&x, 3, &mut again));
+            // One seed per group: the groups are the axes 0, 1 and 2.
+            let mut axes: Vec<usize> = c
+                .rows()
+                .into_iter()
+                .map(|r| (0..3).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap())
+                .collect();
+            axes.sort_unstable();
+            assert_eq!(axes, vec![0, 1, 2], "seed {seed}");
+        }
     }
 
     #[test]
