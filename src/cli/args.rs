@@ -75,7 +75,7 @@ pub struct EmbedOpts {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Texts per model call.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
 }
 
