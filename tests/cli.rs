@@ -467,3 +467,75 @@ fn large_libraries_search_through_a_persisted_graph_rebuilt_when_damaged() {
     let status = ok(&papermap(&lib, &["--hnsw-threshold", "5", "status"]));
     assert!(status.contains("HNSW index: current"), "{status}");
 }
+
+#[test]
+fn batch_mode_answers_each_line_and_reports_bad_ones_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    add_mini(&lib);
+    let queries = dir.path().join("q.jsonl");
+    std::fs::write(
+        &queries,
+        [
+            r#"{"id": "bandit-1", "k": 3}"#,
+            "Fixed Point Diffusion Models",
+            "",
+            r#"{"paper": "quant-2"}"#,
+            r#"{"title": "no such paper at all, just words", "k": 2}"#,
+            r#"{"positive": ["quant-1", "quant-3"], "negative": ["bandit-2"]}"#,
+            r#"{"positive": ["not-a-paper"]}"#,
+            r#"{"k": 3}"#,
+            "{broken json",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "related",
+            "--batch",
+            queries.to_str().unwrap(),
+            "-k",
+            "5",
+        ],
+    ));
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // One answer per non-empty line, in order, each naming its line.
+    let lines: Vec<u64> = answers
+        .iter()
+        .map(|a| a["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![1, 2, 4, 5, 6, 7, 8, 9]);
+    let ids = |a: &serde_json::Value| -> Vec<String> {
+        a["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&answers[0]).len(), 3);
+    assert!(!ids(&answers[0]).contains(&"bandit-1".to_string()));
+    assert!(!ids(&answers[1]).contains(&"diffusion-1".to_string()));
+    assert_eq!(ids(&answers[1]).len(), 5);
+    assert!(!ids(&answers[2]).contains(&"quant-2".to_string()));
+    assert_eq!(ids(&answers[3]).len(), 2);
+    let set = ids(&answers[4]);
+    for own in ["quant-1", "quant-3", "bandit-2"] {
+        assert!(!set.contains(&own.to_string()), "{set:?}");
+    }
+    for (a, needle) in [
+        (&answers[5], "not-a-paper"),
+        (&answers[6], "needs"),
+        (&answers[7], "invalid JSON"),
+    ] {
+        let e = a["error"].as_str().unwrap_or_default();
+        assert!(e.contains(needle), "{a}");
+    }
+}

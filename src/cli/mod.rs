@@ -527,12 +527,21 @@ fn run_batch(
                         negative: list("negative")?,
                     }
                 } else {
-                    let s = v
-                        .get("query")
-                        .or_else(|| v.get("id"))
-                        .and_then(|s| s.as_str())
-                        .context("needs \"query\", \"id\" or \"positive\"")?;
-                    resolve(lib, s)?
+                    // Any one of these keys names the query; ids may be numbers.
+                    const KEYS: [&str; 8] = [
+                        "query", "id", "paper", "doi", "arxiv", "arxiv_id", "title", "text",
+                    ];
+                    let s = KEYS
+                        .iter()
+                        .find_map(|k| match v.get(*k)? {
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            serde_json::Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        })
+                        .with_context(|| {
+                            format!("needs \"positive\" or one of {}", KEYS.join(", "))
+                        })?;
+                    resolve(lib, &s)?
                 }
             } else {
                 resolve(lib, line)?
