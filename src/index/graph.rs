@@ -25,6 +25,8 @@ use crate::store::manifest::write_atomic;
 const MAGIC: &[u8; 8] = b"PMHNSW\0\0";
 const VERSION: u32 = 1;
 const NONE: u32 = u32::MAX;
+/// Points inserted serially before the parallel insertion starts.
+const SERIAL_INSERTS: usize = 1_000;
 
 /// One upper layer: its nodes (sorted) and their neighbour lists.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +95,8 @@ fn prefetch(m: &Matrix, row: u32) {
 }
 
 impl Graph {
-    /// Builds the graph with hnsw_rs (parallel insertion) and flattens it.
+    /// Builds the graph with hnsw_rs (serial, then parallel insertion) and
+    /// flattens it.
     pub fn build(m: &Matrix, params: &HnswParams) -> Graph {
         let n = m.rows();
         if n == 0 {
@@ -107,7 +110,14 @@ impl Graph {
             DistDot {},
         );
         let rows: Vec<(&[f32], usize)> = (0..n).map(|i| (m.row(i), i)).collect();
-        hnsw.parallel_insert_slice(&rows);
+        // The first points go in one at a time: inserted concurrently into
+        // an empty graph, a point could miss its neighbours (a 3-point
+        // graph sometimes lost one under parallel tests).
+        let serial = n.min(SERIAL_INSERTS);
+        for &row in &rows[..serial] {
+            hnsw.insert_slice(row);
+        }
+        hnsw.parallel_insert_slice(&rows[serial..].to_vec());
         Self::flatten(&hnsw, n, params)
     }
 

@@ -166,8 +166,11 @@ pub fn to_paper(v: &Value) -> Option<Paper> {
                 "abstract",
                 "summary",
                 "abstractText",
+                "paperAbstract",
                 "Abstract",
                 "description",
+                // BEIR-style corpora (SciDocs, TREC-COVID): title + text.
+                "text",
             ],
         ))
         .or_else(|| v.get("abstract_inverted_index").and_then(inverted_abstract))
@@ -180,7 +183,18 @@ pub fn to_paper(v: &Value) -> Option<Paper> {
     let raw_id = str_of(first(
         v,
         &[
-            "id", "paperId", "paper_id", "arxiv_id", "arxivId", "key", "ID",
+            "id",
+            "paperId",
+            "paper_id",
+            "_id",
+            "doc_id",
+            "docid",
+            "corpusId",
+            "corpus_id",
+            "arxiv_id",
+            "arxivId",
+            "key",
+            "ID",
         ],
     ));
     p.arxiv = str_of(first(v, &["arxiv_id", "arxivId"]))
@@ -366,6 +380,18 @@ mod tests {
         assert_eq!(p.arxiv.as_deref(), Some("2001.00001"));
         assert_eq!(p.doi.as_deref(), Some("10.2/x"));
         assert_eq!(p.abs, "");
+
+        // BEIR corpus line (SciDocs) and the S2 open research corpus.
+        let beir: Value =
+            serde_json::from_str(r#"{"_id":"4983","title":"Cites","text":"Body text."}"#).unwrap();
+        let p = to_paper(&beir).unwrap();
+        assert_eq!((p.id.as_str(), p.abs.as_str()), ("4983", "Body text."));
+        let s2orc: Value = serde_json::from_str(
+            r#"{"corpusId":77,"title":"T2","paperAbstract":"Abs.","outCitations":["x"]}"#,
+        )
+        .unwrap();
+        let p = to_paper(&s2orc).unwrap();
+        assert_eq!((p.id.as_str(), p.abs.as_str()), ("77", "Abs."));
 
         let cr: Value = serde_json::from_str(
             r#"{"DOI":"10.3/y","title":["Crossref title"],"abstract":"<jats:p>Body</jats:p>",
