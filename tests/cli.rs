@@ -486,6 +486,7 @@ fn batch_mode_answers_each_line_and_reports_bad_ones_in_place() {
             r#"{"positive": ["not-a-paper"]}"#,
             r#"{"k": 3}"#,
             "{broken json",
+            r#"{"text": "Fixed Point Diffusion Models", "k": 4}"#,
         ]
         .join("\n"),
     )
@@ -511,7 +512,7 @@ fn batch_mode_answers_each_line_and_reports_bad_ones_in_place() {
         .iter()
         .map(|a| a["line"].as_u64().unwrap())
         .collect();
-    assert_eq!(lines, vec![1, 2, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(lines, vec![1, 2, 4, 5, 6, 7, 8, 9, 10]);
     let ids = |a: &serde_json::Value| -> Vec<String> {
         a["results"]
             .as_array()
@@ -538,4 +539,8 @@ fn batch_mode_answers_each_line_and_reports_bad_ones_in_place() {
         let e = a["error"].as_str().unwrap_or_default();
         assert!(e.contains(needle), "{a}");
     }
+    // A title given as "text" stays free text: the paper itself may answer.
+    assert_eq!(answers[1]["query"]["kind"], "paper");
+    assert_eq!(answers[8]["query"]["kind"], "text");
+    assert_eq!(ids(&answers[8])[0], "diffusion-1");
 }

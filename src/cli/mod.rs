@@ -531,17 +531,22 @@ fn run_batch(
                     const KEYS: [&str; 8] = [
                         "query", "id", "paper", "doi", "arxiv", "arxiv_id", "title", "text",
                     ];
-                    let s = KEYS
+                    let (key, s) = KEYS
                         .iter()
                         .find_map(|k| match v.get(*k)? {
-                            serde_json::Value::String(s) => Some(s.clone()),
-                            serde_json::Value::Number(n) => Some(n.to_string()),
+                            serde_json::Value::String(s) => Some((*k, s.clone())),
+                            serde_json::Value::Number(n) => Some((*k, n.to_string())),
                             _ => None,
                         })
                         .with_context(|| {
                             format!("needs \"positive\" or one of {}", KEYS.join(", "))
                         })?;
-                    resolve(lib, &s)?
+                    // "text" is free text as given, never matched to a title.
+                    if key == "text" {
+                        Resolved::Text { text: s }
+                    } else {
+                        resolve(lib, &s)?
+                    }
                 }
             } else {
                 resolve(lib, line)?
