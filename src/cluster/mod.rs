@@ -3,9 +3,9 @@
 //! Greedy k-means++ (scikit-learn's variant, written here with matrix
 //! multiplies) seeds the centroids on a seeded sample when the library is
 //! large; linfa's k-means refines each restart on that sample (its Lloyd
-//! steps compute one point-centroid distance at a time, fine for a sample). Lloyd iterations over all papers then
-//! run here as a matrix multiply (`|x|^2 - 2 x.c + |c|^2`), which is what
-//! makes 100k papers fast. Everything is seeded; the same input and seed
+//! steps compute one point-centroid distance at a time, fine for a
+//! sample). Lloyd iterations over all papers then run here as a matrix
+//! multiply (`|x|^2 - 2 x.c + |c|^2`), which is what makes 100k papers fast. Everything is seeded; the same input and seed
 //! give the same topics. `ndarray` (linfa's version) stays inside this module.
 //!
 //! `choose_k` scores candidate k by silhouette on a seeded sample, computed
@@ -197,13 +197,15 @@ fn greedy_kmeans_pp(x: &ArrayView2<f32>, k: usize, rng: &mut impl RngCore) -> Ar
     let norms: Vec<f32> = x.rows().into_iter().map(|r| r.dot(&r)).collect();
     let trials = 2 + (k as f64).ln() as usize;
     let uniform = |rng: &mut dyn RngCore| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    // Squared distance from a dot product and the two squared norms.
+    let sq = |g: f32, a: f32, b: f32| (a - 2.0 * g + b).max(0.0);
     let first = (rng.next_u64() % n as u64) as usize;
     let mut seeds = vec![first];
     let mut closest: Vec<f32> = x
         .dot(&x.row(first))
         .iter()
         .zip(&norms)
-        .map(|(g, xn)| (xn - 2.0 * g + norms[first]).max(0.0))
+        .map(|(&g, &xn)| sq(g, xn, norms[first]))
         .collect();
     let mut cum = vec![0f64; n];
     while seeds.len() < k {
@@ -226,7 +228,7 @@ fn greedy_kmeans_pp(x: &ArrayView2<f32>, k: usize, rng: &mut impl RngCore) -> Ar
                 .iter()
                 .zip(&norms)
                 .zip(&closest)
-                .map(|((gi, xn), &cl)| f64::from(cl.min((xn - 2.0 * gi + norms[c]).max(0.0))))
+                .map(|((&gi, &xn), &cl)| f64::from(cl.min(sq(gi, xn, norms[c]))))
                 .sum();
             if pot < pick.0 {
                 pick = (pot, t);
@@ -234,7 +236,7 @@ fn greedy_kmeans_pp(x: &ArrayView2<f32>, k: usize, rng: &mut impl RngCore) -> Ar
         }
         let (t, c) = (pick.1, candidates[pick.1]);
         for ((cl, gi), xn) in closest.iter_mut().zip(g.column(t)).zip(&norms) {
-            *cl = cl.min((xn - 2.0 * gi + norms[c]).max(0.0));
+            *cl = cl.min(sq(*gi, *xn, norms[c]));
         }
         seeds.push(c);
     }
