@@ -13,6 +13,7 @@
 //!   `hnsw_rs` stays inside `graph.rs`.
 
 mod graph;
+mod quant;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
