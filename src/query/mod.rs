@@ -1,8 +1,11 @@
 //! "Related papers": for a paper (id, DOI, arXiv id, exact or fuzzy title),
 //! a free text, or a reading list of positive and negative papers. Dense
-//! and BM25 scores are fused (relative-score fusion: each min-max normalised
-//! over the union of both candidate lists, then weighted), and every result
-//! says which shared terms made it related.
+//! and BM25 scores are fused by a convex combination of min-max normalised
+//! scores: the candidates are the union of the dense and the BM25 top lists,
+//! each candidate gets both scores (the missing one computed), each score is
+//! min-max normalised over the candidates, then weighted (`--weight`, the
+//! dense share, 0.5 by default). Every result says which shared terms made
+//! it related.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -291,6 +294,8 @@ impl<'a> Engine<'a> {
             }
         }
         let mut lexical: HashMap<usize, f32> = HashMap::new();
+        // BM25 of every paper (the accumulator scores them all anyway).
+        let mut lexical_all: Vec<f32> = Vec::new();
         if opts.mode != Mode::Dense {
             let mut acc = vec![0f32; self.bm25.docs()];
             self.bm25.accumulate(&qterms, 1.0, &mut acc);
@@ -298,57 +303,54 @@ impl<'a> Engine<'a> {
                 self.bm25.accumulate(&neg_terms, -0.5, &mut acc);
             }
             let mut v: Vec<(usize, f32)> = acc
-                .into_iter()
+                .iter()
+                .copied()
                 .enumerate()
                 .filter(|(d, x)| *x > 0.0 && keep(*d))
                 .collect();
             v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             v.truncate(pool);
             lexical.extend(v);
+            lexical_all = acc;
         }
         let mut rows: Vec<usize> = dense.keys().chain(lexical.keys()).copied().collect();
         rows.sort_unstable();
         rows.dedup();
-        // Dense scores for lexical-only candidates, so fusion sees both.
+        // Both scores for every candidate (dense for the lexical-only ones,
+        // BM25 for the dense-only ones), so the fusion compares like with like.
         if opts.mode == Mode::Hybrid {
             for &r in &rows {
                 dense
                     .entry(r)
                     .or_insert_with(|| dot(self.searcher.matrix.row(r), &qvec));
+                if let Some(&l) = lexical_all.get(r) {
+                    lexical.entry(r).or_insert(l);
+                }
             }
         }
-        let range = |m: &HashMap<usize, f32>| {
-            let lo = m.values().copied().fold(f32::INFINITY, f32::min);
-            let hi = m.values().copied().fold(f32::NEG_INFINITY, f32::max);
-            (lo, hi)
+        let pairs: Vec<(f32, f32)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    dense.get(r).copied().unwrap_or(0.0),
+                    lexical.get(r).copied().unwrap_or(0.0),
+                )
+            })
+            .collect();
+        let scores: Vec<f32> = match opts.mode {
+            Mode::Dense => pairs.iter().map(|p| p.0).collect(),
+            Mode::Lexical => pairs.iter().map(|p| p.1).collect(),
+            Mode::Hybrid => fuse(&pairs, opts.weight),
         };
-        let (dlo, dhi) = range(&dense);
-        let (_, lhi) = range(&lexical);
         let mut out: Vec<Related> = rows
             .into_iter()
-            .map(|r| {
-                let d = dense.get(&r).copied().unwrap_or(0.0);
-                let l = lexical.get(&r).copied().unwrap_or(0.0);
-                let score = match opts.mode {
-                    Mode::Dense => d,
-                    Mode::Lexical => l,
-                    Mode::Hybrid => {
-                        let dn = if dhi > dlo {
-                            (d - dlo) / (dhi - dlo)
-                        } else {
-                            1.0
-                        };
-                        let ln = if lhi > 0.0 { l / lhi } else { 0.0 };
-                        opts.weight * dn + (1.0 - opts.weight) * ln
-                    }
-                };
-                Related {
-                    row: r,
-                    score,
-                    dense: d,
-                    lexical: l,
-                    why: Vec::new(),
-                }
+            .zip(pairs.into_iter().zip(scores))
+            .map(|(row, ((dense, lexical), score))| Related {
+                row,
+                score,
+                dense,
+                lexical,
+                why: Vec::new(),
             })
             .collect();
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
@@ -358,6 +360,26 @@ impl<'a> Engine<'a> {
         }
         Ok(out)
     }
+}
+
+/// Hybrid scores of candidates given as (dense, lexical) pairs: each score
+/// min-max normalised over the candidates (no spread carries no
+/// information), then `weight * dense + (1 - weight) * lexical`.
+fn fuse(pairs: &[(f32, f32)], weight: f32) -> Vec<f32> {
+    let range = |f: fn(&(f32, f32)) -> f32| {
+        pairs
+            .iter()
+            .map(f)
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            })
+    };
+    let unit = |x: f32, (lo, hi): (f32, f32)| if hi > lo { (x - lo) / (hi - lo) } else { 0.0 };
+    let (dr, lr) = (range(|p| p.0), range(|p| p.1));
+    pairs
+        .iter()
+        .map(|&(d, l)| weight * unit(d, dr) + (1.0 - weight) * unit(l, lr))
+        .collect()
 }
 
 #[cfg(test)]
@@ -427,6 +449,29 @@ mod tests {
         drop(w);
         let lib = Library::open(dir.path()).unwrap();
         (dir, lib)
+    }
+
+    #[test]
+    fn fusion_is_a_convex_combination_of_normalised_scores() {
+        let pairs = [(0.9, 1.0), (0.8, 9.0), (0.5, 10.0), (0.2, 0.0)];
+        let order = |scores: Vec<f32>| {
+            let mut idx: Vec<usize> = (0..scores.len()).collect();
+            idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+            idx
+        };
+        // Weight 1 is dense order, weight 0 lexical order.
+        assert_eq!(order(fuse(&pairs, 1.0)), vec![0, 1, 2, 3]);
+        assert_eq!(order(fuse(&pairs, 0.0)), vec![2, 1, 0, 3]);
+        // Even weight: second in both beats first in one and far down the other.
+        assert_eq!(order(fuse(&pairs, 0.5))[0], 1);
+        // BM25's scale does not matter, only its spread over the candidates.
+        let scaled: Vec<(f32, f32)> = pairs.iter().map(|&(d, l)| (d, 3.0 * l + 7.0)).collect();
+        let (a, b) = (fuse(&pairs, 0.5), fuse(&scaled, 0.5));
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6));
+        // No lexical spread (no shared terms): the dense order decides.
+        let flat: Vec<(f32, f32)> = pairs.iter().map(|&(d, _)| (d, 0.0)).collect();
+        assert_eq!(order(fuse(&flat, 0.5)), vec![0, 1, 2, 3]);
+        assert!(fuse(&[], 0.5).is_empty());
     }
 
     #[test]
