@@ -406,6 +406,14 @@ fn damaged_library_is_detected_and_repaired() {
         .unwrap();
     let o = papermap(&lib, &["check"]);
     assert!(!o.status.success());
+    // With no current matrix, a query reads the vectors and names the gap.
+    let o = papermap(&lib, &["related", "bandit-2"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("1 paper(s) are not embedded yet"),
+        "{}",
+        stderr(&o)
+    );
     ok(&papermap(&lib, &["--embedder", "hash", "embed"]));
     ok(&papermap(&lib, &["check"]));
     ok(&papermap(&lib, &["related", "bandit-2"]));

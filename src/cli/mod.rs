@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use papermap::embed::{EmbedOptions, Embedder, HashEmbedder, MiniLm, MiniLmOptions};
-use papermap::index::{HnswParams, SearchOptions, Searcher};
+use papermap::index::{HnswParams, Matrix, SearchOptions, Searcher};
 use papermap::ingest::IngestOptions;
 use papermap::pipeline::{self, AddOptions, TopicOptions};
 use papermap::query::{Engine, Mode, RelatedOptions, Resolved, resolve};
@@ -185,21 +185,33 @@ fn embedder_factory<'a>(
 }
 
 fn open_library(cfg: &Config) -> Result<Library> {
+    let mut lib = open_library_without_vectors(cfg)?;
+    lib.load_vectors()?;
+    check_library(&lib)?;
+    Ok(lib)
+}
+
+fn open_library_without_vectors(cfg: &Config) -> Result<Library> {
     if !cfg.library.join("MANIFEST.json").exists() {
         bail!(
             "no library at {} (add papers first: papermap add FILES, or pass --library DIR)",
             cfg.library.display()
         );
     }
-    let lib = Library::open(&cfg.library)?;
+    Ok(Library::open_without_vectors(&cfg.library)?)
+}
+
+/// Reports damage found while opening and refuses a library with papers
+/// not embedded yet.
+fn check_library(lib: &Library) -> Result<()> {
     for w in &lib.warnings {
         eprintln!("papermap: warning: {w}");
     }
-    let missing = pipeline::missing_vectors(&lib);
+    let missing = pipeline::missing_vectors(lib);
     if missing > 0 {
         bail!("{missing} paper(s) are not embedded yet; run `papermap embed` to finish");
     }
-    Ok(lib)
+    Ok(())
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends quietly.
@@ -306,7 +318,17 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
     if a.k == 0 {
         bail!("-k must be at least 1");
     }
-    let lib = open_library(cfg)?;
+    // A current derived matrix holds every paper's vector: then neither the
+    // vectors log nor the per-paper embedding check is needed.
+    let mut lib = open_library_without_vectors(cfg)?;
+    let matrix = match Matrix::load_current(&lib) {
+        Some(m) => m,
+        None => {
+            lib.load_vectors()?;
+            check_library(&lib)?;
+            Matrix::load_or_build(&lib, &lib.fingerprint())?
+        }
+    };
     let search = SearchOptions {
         hnsw: HnswParams {
             ef_search: a.ef,
@@ -314,7 +336,7 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
         },
         ..cfg.search.clone()
     };
-    let engine = Engine::new(&lib, Searcher::open(&lib, &search)?)?;
+    let engine = Engine::new(&lib, Searcher::with_matrix(&lib, matrix, &search)?)?;
     let mut exclude = HashSet::new();
     if let Some(path) = &a.exclude {
         let text =

@@ -117,6 +117,13 @@ impl Matrix {
         Ok(m)
     }
 
+    /// The persisted matrix when it is current for the library (it then
+    /// holds every paper's vector, so the vectors log need not be read).
+    pub fn load_current(lib: &Library) -> Option<Matrix> {
+        let path = lib.derived_dir().join(MATRIX_FILE);
+        Matrix::load(&path, &lib.fingerprint(), lib.len(), lib.dim())
+    }
+
     /// Writes the matrix atomically (streamed: a million rows never exist twice in memory).
     pub fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -390,8 +397,14 @@ impl Searcher {
     /// Maps the persisted matrix (or builds it) and, when the library is
     /// large enough, loads (or builds and saves) the HNSW graph.
     pub fn open(lib: &Library, opts: &SearchOptions) -> Result<Searcher> {
+        let matrix = Matrix::load_or_build(lib, &lib.fingerprint())?;
+        Self::with_matrix(lib, matrix, opts)
+    }
+
+    /// A searcher over `matrix` (the library's current one, e.g. from
+    /// `Matrix::load_current`), loading or building the graph as `open` does.
+    pub fn with_matrix(lib: &Library, matrix: Matrix, opts: &SearchOptions) -> Result<Searcher> {
         let fp = lib.fingerprint();
-        let matrix = Matrix::load_or_build(lib, &fp)?;
         let graph = if matrix.rows() >= opts.hnsw_threshold.max(1) {
             Some(ensure_graph(lib, &matrix, &fp, &opts.hnsw, false)?)
         } else {

@@ -86,6 +86,8 @@ pub struct Library {
     /// Damage found and worked around while opening (reported to the user).
     pub warnings: Vec<String>,
     vectors_damaged: bool,
+    /// Whether the vectors log was read (see `open_without_vectors`).
+    vectors_loaded: bool,
     /// `fingerprint()` computed once per state (reset when a paper changes).
     fingerprint: std::sync::OnceLock<String>,
 }
@@ -94,6 +96,17 @@ impl Library {
     /// Opens a library for reading. A directory without a manifest is an
     /// empty library.
     pub fn open(root: &Path) -> Result<Library> {
+        let mut lib = Self::open_mode(root, false)?;
+        lib.load_vectors()?;
+        Ok(lib)
+    }
+
+    /// Opens a library for reading without its vectors log: for a query
+    /// command whose derived matrix is current, the cached vectors are not
+    /// needed (at 100k papers reading them and checking every paper's key
+    /// was a third of a `related` command). Until `load_vectors` is called,
+    /// `vector` finds nothing.
+    pub fn open_without_vectors(root: &Path) -> Result<Library> {
         Self::open_mode(root, false)
     }
 
@@ -118,12 +131,10 @@ impl Library {
             vec_data: Vec::new(),
             warnings: Vec::new(),
             vectors_damaged: false,
+            vectors_loaded: false,
             fingerprint: std::sync::OnceLock::new(),
         };
         lib.load_papers()?;
-        if !lean {
-            lib.load_vectors()?;
-        }
         Ok(lib)
     }
 
@@ -164,7 +175,13 @@ impl Library {
         }
     }
 
-    fn load_vectors(&mut self) -> Result<()> {
+    /// Reads the vectors log (once; later calls do nothing). Damaged
+    /// records become `warnings` and their papers are embedded again.
+    pub fn load_vectors(&mut self) -> Result<()> {
+        if self.vectors_loaded {
+            return Ok(());
+        }
+        self.vectors_loaded = true;
         let path = self.root.join(&self.manifest.vectors.file);
         let scan = log::scan(&path, VECTORS_MAGIC, self.manifest.vectors.bytes)?;
         for d in &scan.damage {
@@ -374,6 +391,9 @@ impl Writer {
         fs::create_dir_all(root).at(root)?;
         let lock = LockFile::acquire(root, opts.lock_wait)?;
         let mut lib = Library::open_mode(root, lean)?;
+        if !lean {
+            lib.load_vectors()?;
+        }
         if lib.vectors_damaged {
             compact_vectors(&mut lib)?;
         }
