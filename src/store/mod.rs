@@ -40,6 +40,15 @@ fn key_hash(key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 
+fn add_identity(map: &mut HashMap<u64, Vec<usize>>, keys: Vec<String>, row: usize) {
+    for k in keys {
+        let rows = map.entry(key_hash(&k)).or_default();
+        if !rows.contains(&row) {
+            rows.push(row);
+        }
+    }
+}
+
 /// Content key of a vector: the first 16 bytes of sha256(model id, text).
 pub type VecKey = [u8; 16];
 
@@ -79,7 +88,10 @@ pub struct Library {
     by_id: HashMap<String, usize>,
     /// Identity keys (see `Paper::identity_keys`) hashed to 64 bits: three
     /// keys per paper stay small however long the titles are.
-    by_identity: HashMap<u64, Vec<usize>>,
+    /// Built on first use from `papers` (a reader that resolves by id never
+    /// pays for normalising every title), or kept from the start in lean
+    /// mode, where `papers` stays empty.
+    by_identity: std::sync::OnceLock<HashMap<u64, Vec<usize>>>,
     vec_rows: HashMap<VecKey, usize>,
     vec_data: Vec<f32>,
     dim: usize,
@@ -117,6 +129,10 @@ impl Library {
             m.vectors.file = "vectors-1.log".into();
             m
         });
+        let by_identity = std::sync::OnceLock::new();
+        if lean {
+            let _ = by_identity.set(HashMap::new());
+        }
         let mut lib = Library {
             root: root.to_path_buf(),
             dim: manifest.model.as_ref().map_or(0, |m| m.dim),
@@ -126,7 +142,7 @@ impl Library {
             years: Vec::new(),
             lean,
             by_id: HashMap::new(),
-            by_identity: HashMap::new(),
+            by_identity,
             vec_rows: HashMap::new(),
             vec_data: Vec::new(),
             warnings: Vec::new(),
@@ -221,7 +237,11 @@ impl Library {
     /// its record starts in the papers log.
     fn insert_paper(&mut self, paper: Paper, offset: u64) {
         self.fingerprint = std::sync::OnceLock::new();
-        let keys = paper.identity_keys();
+        let keys = if self.by_identity.get().is_some() {
+            paper.identity_keys()
+        } else {
+            Vec::new()
+        };
         let idx = match self.by_id.get(&paper.id) {
             Some(&i) => {
                 self.offsets[i] = offset;
@@ -242,12 +262,19 @@ impl Library {
                 i
             }
         };
-        for k in keys {
-            let rows = self.by_identity.entry(key_hash(&k)).or_default();
-            if !rows.contains(&idx) {
-                rows.push(idx);
-            }
+        if let Some(map) = self.by_identity.get_mut() {
+            add_identity(map, keys, idx);
         }
+    }
+
+    fn identity_index(&self) -> &HashMap<u64, Vec<usize>> {
+        self.by_identity.get_or_init(|| {
+            let mut map = HashMap::new();
+            for (i, p) in self.papers.iter().enumerate() {
+                add_identity(&mut map, p.identity_keys(), i);
+            }
+            map
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -284,7 +311,7 @@ impl Library {
     /// different works, e.g. two books called "Bounded Rationality".
     pub fn find_same(&self, paper: &Paper) -> Option<usize> {
         paper.identity_keys().iter().find_map(|k| {
-            let rows = self.by_identity.get(&key_hash(k))?;
+            let rows = self.identity_index().get(&key_hash(k))?;
             if !k.starts_with("title:") {
                 return rows.first().copied();
             }
