@@ -308,8 +308,14 @@ impl<'a> Engine<'a> {
                 .enumerate()
                 .filter(|(d, x)| *x > 0.0 && keep(*d))
                 .collect();
-            v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            v.truncate(pool);
+            // Top `pool` by selection, not a sort of every matching paper.
+            let order =
+                |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+            if v.len() > pool {
+                v.select_nth_unstable_by(pool, order);
+                v.truncate(pool);
+            }
+            v.sort_unstable_by(order);
             lexical.extend(v);
             lexical_all = acc;
         }
