@@ -8,26 +8,31 @@
 //! with the exact f32 vectors of the shared matrix, so scores are exact.
 //!
 //! File `derived/hnsw.graph` (little-endian): magic, version, the library
-//! fingerprint, parameters, the arrays, the codes (about 520 bytes per
-//! paper at M 16 and 384 dimensions), and a CRC32 of everything before it.
-//! A file that fails any check is rebuilt, never searched.
+//! fingerprint, parameters, zero padding to a 4-byte boundary, the arrays,
+//! the codes (about 520 bytes per paper at M 16 and 384 dimensions), and a
+//! CRC32 of everything before it. It is memory-mapped on load and layer 0
+//! and the codes are searched in place; a file that fails any check (CRC,
+//! parameters, any neighbour id out of range) is rebuilt, never searched.
 
 use std::cell::RefCell;
 use std::collections::BinaryHeap;
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 use hnsw_rs::prelude::{DistDot, Hnsw};
 
 use super::quant::{Codes, dot_i8_fn};
+use super::slab::Slab;
 use super::{Hit, HnswParams, Matrix, dot_fn};
 use crate::error::{IoContext, Result};
 use crate::store::codec::{Reader, put_bytes, put_u32, put_u32s, seal, unseal};
 use crate::store::manifest::write_atomic;
 
 const MAGIC: &[u8; 8] = b"PMHNSW\0\0";
-/// 2: the 8-bit row codes that steer the walk.
-const VERSION: u32 = 2;
+/// 2: the 8-bit row codes that steer the walk. 3: layer 0 aligned to 4
+/// bytes, so it and the codes are used in place from the mapped file.
+const VERSION: u32 = 3;
 const NONE: u32 = u32::MAX;
 /// Points inserted serially before the parallel insertion starts.
 const SERIAL_INSERTS: usize = 1_000;
@@ -50,7 +55,8 @@ pub struct Graph {
     /// Neighbour slots per node on layer 0 and on upper layers.
     stride0: u32,
     stride: u32,
-    level0: Vec<u32>,
+    /// `n * stride0` entries, unused slots hold `NONE`.
+    level0: Slab<u32>,
     upper: Vec<Layer>,
     /// 8-bit codes of the rows: the walk's distances (see `quant.rs`).
     codes: Codes,
@@ -198,7 +204,7 @@ impl Graph {
             entry: if n == 0 { NONE } else { entry },
             stride0: stride0 as u32,
             stride: stride as u32,
-            level0,
+            level0: Slab::Owned(level0),
             upper,
             codes,
         }
@@ -214,7 +220,7 @@ impl Graph {
 
     fn neighbours0(&self, node: u32) -> &[u32] {
         let s = self.stride0 as usize;
-        let a = &self.level0[node as usize * s..(node as usize + 1) * s];
+        let a = &self.level0.as_slice()[node as usize * s..(node as usize + 1) * s];
         let len = a.iter().position(|&x| x == NONE).unwrap_or(s);
         &a[..len]
     }
@@ -340,7 +346,9 @@ impl Graph {
 
     /// Serialises the graph with `fingerprint`, atomically.
     pub fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
-        let mut b = Vec::with_capacity(64 + 4 * (self.level0.len() + 1024));
+        let level0 = self.level0.as_slice();
+        let codes = self.codes.codes.as_slice();
+        let mut b = Vec::with_capacity(64 + 4 * (level0.len() + 1024) + codes.len());
         b.extend_from_slice(MAGIC);
         put_u32(&mut b, VERSION);
         put_bytes(&mut b, fingerprint.as_bytes());
@@ -355,7 +363,8 @@ impl Graph {
         ] {
             put_u32(&mut b, x);
         }
-        put_u32s(&mut b, &self.level0);
+        b.resize(b.len().next_multiple_of(4), 0);
+        put_u32s(&mut b, level0);
         for l in &self.upper {
             put_u32(&mut b, l.nodes.len() as u32);
             put_u32s(&mut b, &l.nodes);
@@ -371,7 +380,7 @@ impl Graph {
                 .map(|x| x.to_bits())
                 .collect::<Vec<_>>(),
         );
-        b.extend(self.codes.codes.iter().map(|&x| x as u8));
+        b.extend(codes.iter().map(|&x| x as u8));
         seal(&mut b);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).at(dir)?;
@@ -381,10 +390,14 @@ impl Graph {
 
     /// Loads a graph saved for `fingerprint` with the same M and
     /// ef_construction over `rows` rows; `None` when missing, stale or
-    /// damaged in any way.
+    /// damaged in any way. The file is memory-mapped: layer 0 and the codes
+    /// are searched in place (checked once here: CRC and every id in range).
     pub fn load(path: &Path, fingerprint: &str, params: &HnswParams, rows: usize) -> Option<Graph> {
-        let b = fs::read(path).ok()?;
-        let mut r = Reader::new(unseal(&b)?);
+        let f = fs::File::open(path).ok()?;
+        // SAFETY: derived files are only ever replaced by rename, never
+        // written in place, so the mapped bytes do not change under us.
+        let map = Arc::new(unsafe { memmap2::Mmap::map(&f) }.ok()?);
+        let mut r = Reader::new(unseal(&map)?);
         if r.take(8)? != MAGIC || r.u32()? != VERSION || r.bytes()? != fingerprint.as_bytes() {
             return None;
         }
@@ -404,24 +417,27 @@ impl Graph {
         {
             return None;
         }
-        let level0 = r.u32s(n as usize * stride0 as usize)?;
+        let pad = r.pos().next_multiple_of(4) - r.pos();
+        if r.take(pad)?.iter().any(|&x| x != 0) {
+            return None;
+        }
+        let len0 = (n as usize).checked_mul(stride0 as usize)?;
+        let level0 = place::<u32>(&map, &mut r, len0, 4, |b| Slab::Owned(bytes_u32(b)))?;
         let mut upper = Vec::new();
         for _ in 0..layers {
             let count = r.u32()? as usize;
             let nodes = r.u32s(count)?;
-            let adj = r.u32s(count * stride as usize)?;
+            let adj = r.u32s(count.checked_mul(stride as usize)?)?;
             upper.push(Layer { nodes, adj });
         }
         let dim = r.u32()? as usize;
         let scales: Vec<f32> = r.u32s(dim)?.into_iter().map(f32::from_bits).collect();
-        let codes: Vec<i8> = r
-            .take(dim.checked_mul(n as usize)?)?
-            .iter()
-            .map(|&x| x as i8)
-            .collect();
+        let codes = place::<i8>(&map, &mut r, dim.checked_mul(n as usize)?, 1, |b| {
+            Slab::Owned(b.iter().map(|&x| x as i8).collect())
+        })?;
         let ok = r.done()
             && scales.iter().all(|s| s.is_finite() && *s > 0.0)
-            && level0.iter().all(|&x| x == NONE || x < n)
+            && level0.as_slice().iter().all(|&x| x == NONE || x < n)
             && upper.iter().all(|l| {
                 l.nodes.windows(2).all(|w| w[0] < w[1])
                     && l.nodes.iter().all(|&x| x < n)
@@ -439,6 +455,31 @@ impl Graph {
             codes: Codes { dim, scales, codes },
         })
     }
+}
+
+/// The next `len` items of `size` bytes in `r`, in place in `map` on a
+/// little-endian machine, else decoded by `decode`.
+fn place<T: super::slab::Plain>(
+    map: &Arc<memmap2::Mmap>,
+    r: &mut Reader,
+    len: usize,
+    size: usize,
+    decode: impl Fn(&[u8]) -> Slab<T>,
+) -> Option<Slab<T>> {
+    // The body starts at byte 0 of the map, so positions are file offsets.
+    let at = r.pos();
+    let bytes = r.take(len.checked_mul(size)?)?;
+    if cfg!(target_endian = "little") {
+        Slab::mapped(map, at, len)
+    } else {
+        Some(decode(bytes))
+    }
+}
+
+fn bytes_u32(b: &[u8]) -> Vec<u32> {
+    b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -496,6 +537,21 @@ pub(crate) mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("hnsw.graph");
+        g.save(&p, "fp1").unwrap();
+        // Fingerprints of every length mod 4 (layer 0 is padded to 4 bytes
+        // and used in place from the mapped file).
+        for fp in ["f", "fp", "fp1", "fp12"] {
+            g.save(&p, fp).unwrap();
+            let loaded = Graph::load(&p, fp, &params, 2000).expect("loads");
+            assert_eq!(loaded, g);
+            assert!(matches!(loaded.level0, Slab::Mapped { .. }) || cfg!(target_endian = "big"));
+            for r in [5, 77] {
+                assert_eq!(
+                    loaded.search(&m, m.row(r), 10, 64),
+                    g.search(&m, m.row(r), 10, 64)
+                );
+            }
+        }
         g.save(&p, "fp1").unwrap();
         assert_eq!(Graph::load(&p, "fp1", &params, 2000).as_ref(), Some(&g));
         assert!(Graph::load(&p, "other", &params, 2000).is_none());

@@ -14,6 +14,7 @@
 
 mod graph;
 mod quant;
+mod slab;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};

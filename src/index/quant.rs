@@ -7,12 +7,14 @@
 //! beam with the exact f32 vectors, so the codes only steer the walk; the
 //! scores returned are exact.
 
+use super::slab::Slab;
+
 /// Per-dimension scales and the row codes, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Codes {
     pub dim: usize,
     pub scales: Vec<f32>,
-    pub codes: Vec<i8>,
+    pub codes: Slab<i8>,
 }
 
 /// A query prepared for `Codes::dot`: integer weights and the factor that
@@ -51,16 +53,24 @@ impl Codes {
                 })
                 .collect()
         };
-        Codes { dim, scales, codes }
+        Codes {
+            dim,
+            scales,
+            codes: Slab::Owned(codes),
+        }
     }
 
     pub fn rows(&self) -> usize {
-        self.codes.len().checked_div(self.dim).unwrap_or(0)
+        self.codes
+            .as_slice()
+            .len()
+            .checked_div(self.dim)
+            .unwrap_or(0)
     }
 
     #[inline]
     pub fn row(&self, i: usize) -> &[i8] {
-        &self.codes[i * self.dim..(i + 1) * self.dim]
+        &self.codes.as_slice()[i * self.dim..(i + 1) * self.dim]
     }
 
     /// The query's weights `q_i * scale_i`, scaled into i16 so that no sum

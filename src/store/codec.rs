@@ -43,6 +43,11 @@ impl<'a> Reader<'a> {
         Reader { b, at: 0 }
     }
 
+    /// Bytes read so far.
+    pub fn pos(&self) -> usize {
+        self.at
+    }
+
     /// True when every byte was read.
     pub fn done(&self) -> bool {
         self.at == self.b.len()
