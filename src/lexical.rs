@@ -182,17 +182,15 @@ impl Bm25 {
         self.doc_len.len()
     }
 
-    fn df(&self, term: &str) -> usize {
-        self.vocab.get(term).map_or(0, |&t| self.df_of(t))
-    }
-
     fn df_of(&self, ti: u32) -> usize {
         (self.starts[ti as usize + 1] - self.starts[ti as usize]) as usize
     }
 
     /// Inverse document frequency (BM25+ style, never negative).
     pub fn idf(&self, term: &str) -> f32 {
-        self.idf_for_df(self.df(term))
+        self.vocab
+            .get(term)
+            .map_or_else(|| self.idf_for_df(0), |&t| self.idf_of(t))
     }
 
     fn idf_for_df(&self, df: usize) -> f32 {

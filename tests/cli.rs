@@ -43,6 +43,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The command failed and its error output says `needle`.
+fn fails_with(o: &Output, needle: &str) {
+    assert!(
+        !o.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(stderr(o).contains(needle), "{}", stderr(o));
+}
+
 #[test]
 fn real_model_end_to_end_on_a_small_library() {
     let dir = tempfile::tempdir().unwrap();
@@ -294,8 +304,7 @@ fn bad_input_gets_a_clear_error_and_keeps_the_library() {
             bad.to_str().unwrap(),
         ],
     );
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("bad.jsonl:2"), "{}", stderr(&o));
+    fails_with(&o, "bad.jsonl:2");
 
     let binary = dir.path().join("x.bib");
     std::fs::write(&binary, [0x7f, b'E', b'L', b'F', 0, 0, 1, 2, 3]).unwrap();
@@ -303,12 +312,7 @@ fn bad_input_gets_a_clear_error_and_keeps_the_library() {
         &lib,
         &["--embedder", "hash", "add", binary.to_str().unwrap()],
     );
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("x.bib: is a binary file"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "x.bib: is a binary file");
     assert!(!stderr(&o).contains("panicked"));
 
     let status = ok(&papermap(&lib, &["status"]));
@@ -356,12 +360,7 @@ fn a_second_writer_waits_then_fails_clearly() {
             fixture("mini.jsonl").to_str().unwrap(),
         ],
     );
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("is being written by another papermap process"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "is being written by another papermap process");
     // Readers do not need the lock.
     ok(&papermap(&lib, &["status"]));
 }
@@ -377,12 +376,7 @@ fn damaged_library_is_detected_and_repaired() {
     bytes[40] ^= 0x01;
     std::fs::write(&log, bytes).unwrap();
     let o = papermap(&lib, &["related", "bandit-1"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("record 0 at byte 8: checksum mismatch"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "record 0 at byte 8: checksum mismatch");
     let o = papermap(&lib, &["check", "--repair"]);
     ok(&o);
     assert!(
@@ -408,12 +402,7 @@ fn damaged_library_is_detected_and_repaired() {
     assert!(!o.status.success());
     // With no current matrix, a query reads the vectors and names the gap.
     let o = papermap(&lib, &["related", "bandit-2"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("1 paper(s) are not embedded yet"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "1 paper(s) are not embedded yet");
     ok(&papermap(&lib, &["--embedder", "hash", "embed"]));
     ok(&papermap(&lib, &["check"]));
     ok(&papermap(&lib, &["related", "bandit-2"]));

@@ -5,8 +5,9 @@
 //! large; linfa's k-means refines each restart on that sample (its Lloyd
 //! steps compute one point-centroid distance at a time, fine for a
 //! sample). Lloyd iterations over all papers then run here as a matrix
-//! multiply (`|x|^2 - 2 x.c + |c|^2`), which is what makes 100k papers fast. Everything is seeded; the same input and seed
-//! give the same topics. `ndarray` (linfa's version) stays inside this module.
+//! multiply (`|x|^2 - 2 x.c + |c|^2`), which is what makes 100k papers
+//! fast. Everything is seeded; the same input and seed give the same topics.
+//! `ndarray` (linfa's version) stays inside this module.
 //!
 //! `choose_k` scores candidate k by silhouette on a seeded sample, computed
 //! from one Gram matrix rather than linfa's per-pair version.

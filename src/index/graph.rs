@@ -422,7 +422,7 @@ impl Graph {
             return None;
         }
         let len0 = (n as usize).checked_mul(stride0 as usize)?;
-        let level0 = place::<u32>(&map, &mut r, len0, 4, |b| Slab::Owned(bytes_u32(b)))?;
+        let level0 = place(&map, &mut r, len0, |r| r.u32s(len0))?;
         let mut upper = Vec::new();
         for _ in 0..layers {
             let count = r.u32()? as usize;
@@ -432,8 +432,9 @@ impl Graph {
         }
         let dim = r.u32()? as usize;
         let scales: Vec<f32> = r.u32s(dim)?.into_iter().map(f32::from_bits).collect();
-        let codes = place::<i8>(&map, &mut r, dim.checked_mul(n as usize)?, 1, |b| {
-            Slab::Owned(b.iter().map(|&x| x as i8).collect())
+        let len = dim.checked_mul(n as usize)?;
+        let codes = place(&map, &mut r, len, |r| {
+            Some(r.take(len)?.iter().map(|&x| x as i8).collect())
         })?;
         let ok = r.done()
             && scales.iter().all(|s| s.is_finite() && *s > 0.0)
@@ -457,29 +458,21 @@ impl Graph {
     }
 }
 
-/// The next `len` items of `size` bytes in `r`, in place in `map` on a
-/// little-endian machine, else decoded by `decode`.
+/// The next `len` items of `r`: in place in `map` on a little-endian
+/// machine, else decoded by `decode`.
 fn place<T: super::slab::Plain>(
     map: &Arc<memmap2::Mmap>,
     r: &mut Reader,
     len: usize,
-    size: usize,
-    decode: impl Fn(&[u8]) -> Slab<T>,
+    decode: impl Fn(&mut Reader) -> Option<Vec<T>>,
 ) -> Option<Slab<T>> {
+    if !cfg!(target_endian = "little") {
+        return decode(r).map(Slab::Owned);
+    }
     // The body starts at byte 0 of the map, so positions are file offsets.
     let at = r.pos();
-    let bytes = r.take(len.checked_mul(size)?)?;
-    if cfg!(target_endian = "little") {
-        Slab::mapped(map, at, len)
-    } else {
-        Some(decode(bytes))
-    }
-}
-
-fn bytes_u32(b: &[u8]) -> Vec<u32> {
-    b.chunks_exact(4)
-        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect()
+    r.take(len.checked_mul(std::mem::size_of::<T>())?)?;
+    Slab::mapped(map, at, len)
 }
 
 #[cfg(test)]
