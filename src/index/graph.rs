@@ -23,6 +23,7 @@ use std::sync::Arc;
 use hnsw_rs::prelude::{DistDot, Hnsw};
 
 use super::quant::{Codes, dot_i8_fn};
+use super::refine::refine_level0;
 use super::slab::Slab;
 use super::{Hit, HnswParams, Matrix, dot_fn};
 use crate::error::{IoContext, Result};
@@ -32,7 +33,8 @@ use crate::store::manifest::write_atomic;
 const MAGIC: &[u8; 8] = b"PMHNSW\0\0";
 /// 2: the 8-bit row codes that steer the walk. 3: layer 0 aligned to 4
 /// bytes, so it and the codes are used in place from the mapped file.
-const VERSION: u32 = 3;
+/// 4: layer 0 re-selected by `refine.rs` (older graphs are rebuilt).
+const VERSION: u32 = 4;
 const NONE: u32 = u32::MAX;
 /// Points inserted serially before the parallel insertion starts.
 const SERIAL_INSERTS: usize = 1_000;
@@ -107,8 +109,8 @@ fn prefetch<T>(s: &[T]) {
 }
 
 impl Graph {
-    /// Builds the graph with hnsw_rs (serial, then parallel insertion) and
-    /// flattens it.
+    /// Builds the graph with hnsw_rs (serial, then parallel insertion),
+    /// flattens it and re-selects layer 0 (`refine.rs`).
     pub fn build(m: &Matrix, params: &HnswParams) -> Graph {
         let n = m.rows();
         let codes = Codes::encode(m.dim, m.as_slice());
@@ -131,7 +133,18 @@ impl Graph {
             hnsw.insert_slice(row);
         }
         hnsw.parallel_insert_slice(&rows[serial..].to_vec());
-        Self::flatten(&hnsw, n, params, codes)
+        let mut g = Self::flatten(&hnsw, n, params, codes);
+        drop(hnsw);
+        // Layer 0 re-selected with hnswlib's rule (see `refine.rs`).
+        let cap = (2 * params.m.clamp(2, 256)).max(g.stride0 as usize);
+        g.level0 = Slab::Owned(refine_level0(
+            g.level0.as_slice(),
+            g.stride0 as usize,
+            m,
+            cap,
+        ));
+        g.stride0 = cap as u32;
+        g
     }
 
     fn flatten(hnsw: &Hnsw<f32, DistDot>, n: usize, params: &HnswParams, codes: Codes) -> Graph {

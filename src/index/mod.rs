@@ -14,6 +14,7 @@
 
 mod graph;
 mod quant;
+mod refine;
 mod slab;
 
 use std::fs::{self, File};
