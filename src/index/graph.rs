@@ -550,12 +550,13 @@ pub(crate) mod tests {
         let params = HnswParams::default();
         let g = Graph::build(&m, &params);
         // After re-selection an upper layer links only nodes of that layer,
-        // never a node to itself, and each list keeps at least one link.
+        // never a node to itself. (A list may be empty: hnsw_rs can leave a
+        // node of a sparse upper layer without links, and re-selection only
+        // draws on existing links.)
         assert!(!g.upper.is_empty());
         for layer in &g.upper {
             for &u in &layer.nodes {
                 let nb = g.neighbours_upper(layer, u);
-                assert!(layer.nodes.len() < 2 || !nb.is_empty());
                 assert!(
                     nb.iter()
                         .all(|v| *v != u && layer.nodes.binary_search(v).is_ok())
