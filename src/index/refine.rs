@@ -63,28 +63,14 @@ pub(super) fn refine_layer(
             rows[u as usize] as usize
         })
     };
-    let level0 = adj;
-    let list = |adj: &[u32], s: usize, u: usize| -> Vec<u32> {
-        adj[u * s..(u + 1) * s]
-            .iter()
-            .copied()
-            .take_while(|&x| x != NONE)
-            .collect()
-    };
     // Pass 1: the heuristic over each node's two-hop neighbourhood.
     let fwd = par_nodes(n, cap, |u, marks, out| {
         let mut cands = Vec::new();
         marks[u] = u as u32;
-        for v in list(level0, stride, u) {
-            if marks[v as usize] != u as u32 {
-                marks[v as usize] = u as u32;
-                cands.push(v);
-            }
-            for w in list(level0, stride, v as usize) {
-                if marks[w as usize] != u as u32 {
-                    marks[w as usize] = u as u32;
-                    cands.push(w);
-                }
+        for &v in links(adj, stride, u) {
+            add_new(&mut cands, marks, u, v);
+            for &w in links(adj, stride, v as usize) {
+                add_new(&mut cands, marks, u, w);
             }
         }
         select(&row, u, &cands, false, out);
@@ -100,10 +86,7 @@ pub(super) fn refine_layer(
     let mut fill = start.clone();
     let mut rev = vec![0u32; start[n]];
     for u in 0..n {
-        for &v in fwd[u * cap..(u + 1) * cap]
-            .iter()
-            .take_while(|&&v| v != NONE)
-        {
+        for &v in links(&fwd, cap, u) {
             rev[fill[v as usize]] = u as u32;
             fill[v as usize] += 1;
         }
@@ -112,17 +95,28 @@ pub(super) fn refine_layer(
     par_nodes(n, cap, |u, marks, out| {
         let mut cands = Vec::new();
         marks[u] = u as u32;
-        let own = fwd[u * cap..(u + 1) * cap]
+        for &v in links(&fwd, cap, u)
             .iter()
-            .take_while(|&&v| v != NONE);
-        for &v in own.chain(&rev[start[u]..start[u + 1]]) {
-            if marks[v as usize] != u as u32 {
-                marks[v as usize] = u as u32;
-                cands.push(v);
-            }
+            .chain(&rev[start[u]..start[u + 1]])
+        {
+            add_new(&mut cands, marks, u, v);
         }
         select(&row, u, &cands, true, out);
     })
+}
+
+/// Node `u`'s links: its `stride` slots up to the first `NONE`.
+fn links(adj: &[u32], stride: usize, u: usize) -> &[u32] {
+    let a = &adj[u * stride..(u + 1) * stride];
+    &a[..a.iter().position(|&x| x == NONE).unwrap_or(stride)]
+}
+
+/// Adds `v` to node `u`'s candidates unless already marked for `u`.
+fn add_new(cands: &mut Vec<u32>, marks: &mut [u32], u: usize, v: u32) {
+    if marks[v as usize] != u as u32 {
+        marks[v as usize] = u as u32;
+        cands.push(v);
+    }
 }
 
 /// Runs `f(node, marks, out)` for every node on every core; `out` is the
