@@ -121,7 +121,7 @@ pub struct RelatedArgs {
     #[arg(long, default_value = "hybrid")]
     pub mode: String,
     /// Weight of the dense score in hybrid mode (0..1).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = papermap::query::DEFAULT_WEIGHT)]
     pub weight: f32,
     /// Only papers from this year on.
     #[arg(long)]
