@@ -1,6 +1,9 @@
-//! The lexical half of hybrid relevance: BM25 over title and abstract (title
-//! terms counted twice), and the "why related" explanation: the shared terms
-//! and two-word phrases that weigh most.
+//! The lexical half of hybrid relevance, over title and abstract (title terms
+//! counted twice): one inverted index scored two ways, TF-IDF cosine
+//! (sublinear tf, smooth idf, length-normalised: the document-to-document
+//! similarity `related` fuses, comparable across queries) and BM25 (kept for
+//! comparison in `scripts/bench-relevance`); and the "why related"
+//! explanation: the shared terms and phrases that carry the most weight.
 
 use std::collections::HashMap;
 use std::fs;
@@ -37,6 +40,8 @@ pub struct Bm25 {
     tfs: Vec<u16>,
     doc_len: Vec<u32>,
     avg_len: f32,
+    /// Euclidean norm of each document's TF-IDF vector (derived at load).
+    doc_norm: Vec<f32>,
 }
 
 /// Terms of a paper for lexical matching: title twice, then abstract.
@@ -95,7 +100,7 @@ impl Bm25 {
             .collect();
         let avg_len =
             doc_len.iter().map(|&l| l as f64).sum::<f64>() as f32 / doc_len.len().max(1) as f32;
-        Bm25 {
+        let mut b = Bm25 {
             terms,
             vocab,
             starts,
@@ -103,6 +108,70 @@ impl Bm25 {
             tfs,
             doc_len,
             avg_len,
+            doc_norm: Vec::new(),
+        };
+        // One pass over the postings (~10 ms per million): cheaper than a
+        // second array in the file to keep consistent.
+        let mut sq = vec![0f64; b.doc_len.len()];
+        for ti in 0..b.terms.len() as u32 {
+            let idf = b.tfidf_idf(ti);
+            let (lo, hi) = b.range(ti);
+            for (&d, &tf) in b.docs[lo..hi].iter().zip(&b.tfs[lo..hi]) {
+                let w = f64::from(sublinear(f32::from(tf)) * idf);
+                sq[d as usize] += w * w;
+            }
+        }
+        b.doc_norm = sq.into_iter().map(|x| x.sqrt() as f32).collect();
+        b
+    }
+
+    fn range(&self, ti: u32) -> (usize, usize) {
+        (
+            self.starts[ti as usize] as usize,
+            self.starts[ti as usize + 1] as usize,
+        )
+    }
+
+    /// scikit-learn's smooth idf, `ln((1 + n) / (1 + df)) + 1`: a term in
+    /// every document still counts a little, so short texts keep a norm.
+    fn tfidf_idf(&self, ti: u32) -> f32 {
+        let n = self.docs() as f32;
+        ((1.0 + n) / (1.0 + self.df_of(ti) as f32)).ln() + 1.0
+    }
+
+    /// The unit TF-IDF vector of a text given as terms, over this index's
+    /// vocabulary (unknown terms dropped), sorted by term.
+    pub fn tfidf_vector(&self, terms: &[String]) -> Vec<(u32, f32)> {
+        let mut counts: HashMap<u32, f32> = HashMap::new();
+        for t in terms {
+            if let Some(&ti) = self.vocab.get(t.as_str()) {
+                *counts.entry(ti).or_default() += 1.0;
+            }
+        }
+        let mut v: Vec<(u32, f32)> = counts
+            .into_iter()
+            .map(|(ti, tf)| (ti, sublinear(tf) * self.tfidf_idf(ti)))
+            .collect();
+        v.sort_unstable_by_key(|&(ti, _)| ti);
+        let norm = v.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|(_, w)| *w /= norm);
+        }
+        v
+    }
+
+    /// Adds `weight` times the TF-IDF cosine between `query` (a unit vector
+    /// from [`Bm25::tfidf_vector`]) and every document into `acc`.
+    pub fn accumulate_cosine(&self, query: &[(u32, f32)], weight: f32, acc: &mut [f32]) {
+        for &(ti, qw) in query {
+            let idf = self.tfidf_idf(ti) * qw * weight;
+            let (lo, hi) = self.range(ti);
+            for (&d, &tf) in self.docs[lo..hi].iter().zip(&self.tfs[lo..hi]) {
+                let norm = self.doc_norm[d as usize];
+                if norm > 0.0 {
+                    acc[d as usize] += idf * sublinear(f32::from(tf)) / norm;
+                }
+            }
         }
     }
 
@@ -182,6 +251,19 @@ impl Bm25 {
         self.doc_len.len()
     }
 
+    /// Documents containing `term`.
+    pub fn df(&self, term: &str) -> usize {
+        self.vocab.get(term).map_or(0, |&t| self.df_of(t))
+    }
+
+    /// The TF-IDF idf of `term` (of an unseen term: as if in no document).
+    pub fn idf_tfidf(&self, term: &str) -> f32 {
+        match self.vocab.get(term) {
+            Some(&t) => self.tfidf_idf(t),
+            None => (1.0 + self.docs() as f32).ln() + 1.0,
+        }
+    }
+
     fn df_of(&self, ti: u32) -> usize {
         (self.starts[ti as usize + 1] - self.starts[ti as usize]) as usize
     }
@@ -254,40 +336,82 @@ impl Bm25 {
     }
 }
 
-/// The shared terms and phrases that weigh most between a query and a paper,
-/// best first: two-word phrases both contain, then single terms, by idf.
+/// Sublinear term frequency, `1 + ln tf`: the tenth mention of a term adds
+/// little.
+fn sublinear(tf: f32) -> f32 {
+    if tf > 0.0 { 1.0 + tf.ln() } else { 0.0 }
+}
+
+/// The shared terms and phrases that carry the most weight between a query
+/// and a paper, best first: two-word phrases both contain, then single
+/// terms, each ranked by its contribution to the TF-IDF cosine (weight in
+/// the query x weight in the paper), so a term central to both beats a rare
+/// word each mentions once. Generic words are left out: a single term must
+/// be specific (in at most 5% of the library) and not a bare participle
+/// ("interpreted", "weighted"); both words of a phrase must be in at most a
+/// fifth of the library and the phrase must not start with one.
 pub fn why_related(
     bm: &Bm25,
     query_terms: &[String],
     doc_terms: &[String],
     max: usize,
 ) -> Vec<String> {
-    let qset: std::collections::HashSet<&String> = query_terms.iter().collect();
-    let qpairs: std::collections::HashSet<(&String, &String)> =
-        query_terms.windows(2).map(|w| (&w[0], &w[1])).collect();
+    use std::collections::HashSet;
+    fn weights<'t>(bm: &Bm25, terms: &'t [String]) -> HashMap<&'t str, f32> {
+        let mut tf: HashMap<&str, f32> = HashMap::new();
+        for t in terms {
+            *tf.entry(t.as_str()).or_default() += 1.0;
+        }
+        tf.into_iter()
+            .map(|(t, n)| (t, sublinear(n) * bm.idf_tfidf(t)))
+            .collect()
+    }
+    let (wq, wd) = (weights(bm, query_terms), weights(bm, doc_terms));
+    // In a library of a few dozen papers every term is "common": there a
+    // term in up to three papers still counts as specific.
+    let common = |t: &str, share: f32| {
+        let df = bm.df(t);
+        df > 3 && df as f32 > share * bm.docs() as f32
+    };
+    let participle = |t: &str| t.len() > 4 && t.ends_with("ed");
+    let contribution =
+        |t: &str| wq.get(t).copied().unwrap_or(0.0) * wd.get(t).copied().unwrap_or(0.0);
+    let qpairs: HashSet<(&str, &str)> = query_terms
+        .windows(2)
+        .map(|w| (w[0].as_str(), w[1].as_str()))
+        .collect();
     let mut phrases: Vec<(f32, String)> = doc_terms
         .windows(2)
-        .filter(|w| w[0] != w[1] && qpairs.contains(&(&w[0], &w[1])))
-        .map(|w| (bm.idf(&w[0]) + bm.idf(&w[1]), format!("{} {}", w[0], w[1])))
+        .map(|w| (w[0].as_str(), w[1].as_str()))
+        .filter(|&(a, b)| {
+            a != b
+                && qpairs.contains(&(a, b))
+                && !common(a, 0.2)
+                && !common(b, 0.2)
+                && !participle(a)
+        })
+        .map(|(a, b)| (contribution(a) + contribution(b), format!("{a} {b}")))
         .collect();
     phrases.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     phrases.dedup_by(|a, b| a.1 == b.1);
-    let mut singles: Vec<(f32, String)> = doc_terms
-        .iter()
-        .filter(|t| qset.contains(t))
-        .map(|t| (bm.idf(t), t.clone()))
+    let mut singles: Vec<(f32, String)> = wd
+        .keys()
+        .filter(|t| wq.contains_key(*t) && !common(t, 0.05) && !participle(t))
+        .map(|t| (contribution(t), t.to_string()))
         .collect();
     singles.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    singles.dedup_by(|a, b| a.1 == b.1);
     let mut out: Vec<String> = Vec::new();
-    let common = (bm.docs() as f32 / 2.0 + 1.0).ln();
-    for (w, p) in phrases.into_iter().chain(singles) {
-        // Terms in half the library explain nothing.
-        if w <= common * 0.5 || out.len() >= max {
-            continue;
+    for (_, p) in phrases.into_iter().chain(singles) {
+        if out.len() >= max {
+            break;
         }
-        // Skip a single term already inside a chosen phrase.
-        if !p.contains(' ') && out.iter().any(|o| o.split(' ').any(|x| x == p)) {
+        // Skip a single term already inside a chosen phrase, and a phrase
+        // whose words are both shown already.
+        let words: Vec<&str> = p.split(' ').collect();
+        if words
+            .iter()
+            .all(|w| out.iter().any(|o| o.split(' ').any(|x| x == *w)))
+        {
             continue;
         }
         out.push(p);

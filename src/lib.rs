@@ -16,14 +16,17 @@
 //!   (all-MiniLM-L6-v2 through fastembed/ONNX Runtime), cached by content.
 //! - [`index`] answers nearest-neighbour queries: exact over a flat matrix,
 //!   or HNSW (hnsw_rs) for large libraries, persisted as a derived file.
-//! - [`lexical`] is the BM25 side of hybrid relevance.
+//! - [`lexical`] is the lexical side of hybrid relevance (TF-IDF cosine, BM25).
 //! - [`cluster`] groups papers into topics with k-means (linfa); [`label`]
 //!   names them; [`report`] renders the result.
-//! - [`query`] answers "related papers" for a paper, a text or a set.
+//! - [`query`] answers "related papers" for a paper, a text or a set, in
+//!   either direction of time; [`eval`] measures it (and topics) against a
+//!   user's own ground truth.
 
 pub mod cluster;
 pub mod embed;
 pub mod error;
+pub mod eval;
 pub mod index;
 pub mod ingest;
 pub mod label;

@@ -17,6 +17,9 @@ pub struct Paper {
     pub authors: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub year: Option<i32>,
+    /// Month of `year` (1..=12) when the source gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub doi: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +57,34 @@ impl Paper {
                 ". "
             };
             format!("{}{}{}", self.title, sep, self.abs)
+        }
+    }
+
+    /// The source's own date (`year`, `month`), if it has a year.
+    pub fn date(&self) -> Option<PubDate> {
+        self.year.map(|year| PubDate {
+            year,
+            month: self.month.filter(|m| (1..=12).contains(m)),
+        })
+    }
+
+    /// When the paper first appeared: the earlier of its source date and the
+    /// month its arXiv id was assigned (a journal version's year is often
+    /// later than the preprint's). At equal years the date that knows its
+    /// month wins.
+    pub fn first_published(&self) -> Option<PubDate> {
+        let ax = self.arxiv.as_deref().and_then(arxiv_date);
+        match (self.date(), ax) {
+            (Some(a), Some(b)) => Some(if a.year != b.year {
+                if a.year < b.year { a } else { b }
+            } else {
+                match (a.month, b.month) {
+                    (Some(x), Some(y)) if x <= y => a,
+                    (Some(_), None) => a,
+                    _ => b,
+                }
+            }),
+            (a, b) => a.or(b),
         }
     }
 
@@ -97,9 +128,66 @@ impl Paper {
                 }
             )*};
         }
+        if self.year.is_none() && other.year.is_some() {
+            self.month = other.month;
+        } else if self.year == other.year && self.month.is_none() && other.month.is_some() {
+            self.month = other.month;
+            changed = true;
+        }
         fill!(year, doi, arxiv, venue, url, original);
         changed
     }
+}
+
+/// A publication date at month precision; `month` is `None` when only the
+/// year is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PubDate {
+    pub year: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub month: Option<u8>,
+}
+
+impl PubDate {
+    /// Order at the precision both dates have: a date without a month is
+    /// `Equal` to every month of its year ("same month counts").
+    pub fn cmp_loose(&self, other: &PubDate) -> std::cmp::Ordering {
+        self.year
+            .cmp(&other.year)
+            .then(match (self.month, other.month) {
+                (Some(a), Some(b)) => a.cmp(&b),
+                _ => std::cmp::Ordering::Equal,
+            })
+    }
+}
+
+impl std::fmt::Display for PubDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.month {
+            Some(m) => write!(f, "{}-{m:02}", self.year),
+            None => write!(f, "{}", self.year),
+        }
+    }
+}
+
+/// The month an arXiv id was assigned: new-style `YYMM.NNNNN` and old-style
+/// `archive/YYMMNNN` (arXiv began in August 1991).
+pub fn arxiv_date(id: &str) -> Option<PubDate> {
+    let digits = match id.split_once('/') {
+        Some((_, num)) => num,
+        None => id.split_once('.').map(|(a, _)| a)?,
+    };
+    let yymm = digits.get(..4)?;
+    if !yymm.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let yy: i32 = yymm[..2].parse().ok()?;
+    let mm: u8 = yymm[2..].parse().ok()?;
+    let year = if yy >= 91 { 1900 + yy } else { 2000 + yy };
+    (1..=12).contains(&mm).then_some(PubDate {
+        year,
+        month: Some(mm),
+    })
 }
 
 /// Lowercase alphanumerics separated by single spaces: the title identity.
@@ -183,6 +271,41 @@ mod tests {
         assert_eq!(a.abs, "abstract");
         assert_eq!(a.year, Some(2020));
         assert!(!a.fill_from(&b));
+    }
+
+    #[test]
+    fn arxiv_ids_give_the_month_and_the_earliest_date_wins() {
+        let d = |year, month| PubDate { year, month };
+        assert_eq!(arxiv_date("2106.15831"), Some(d(2021, Some(6))));
+        assert_eq!(arxiv_date("0704.0010"), Some(d(2007, Some(4))));
+        assert_eq!(arxiv_date("hep-th/9901001"), Some(d(1999, Some(1))));
+        assert_eq!(arxiv_date("math.GT/0309136"), Some(d(2003, Some(9))));
+        assert_eq!(arxiv_date("2113.00001"), None);
+        assert_eq!(arxiv_date("abcd.efgh"), None);
+        let mut p = Paper {
+            year: Some(2022),
+            month: Some(3),
+            arxiv: Some("2106.15831".into()),
+            ..Default::default()
+        };
+        assert_eq!(p.first_published(), Some(d(2021, Some(6))));
+        p.year = Some(2021);
+        p.month = None;
+        assert_eq!(p.first_published(), Some(d(2021, Some(6))));
+        p.month = Some(2);
+        assert_eq!(p.first_published(), Some(d(2021, Some(2))));
+        p.arxiv = None;
+        p.year = None;
+        assert_eq!(p.first_published(), None);
+        assert_eq!(
+            d(2020, None).cmp_loose(&d(2020, Some(5))),
+            std::cmp::Ordering::Equal
+        );
+        assert_eq!(
+            d(2020, Some(4)).cmp_loose(&d(2020, Some(5))),
+            std::cmp::Ordering::Less
+        );
+        assert_eq!(d(2020, Some(4)).to_string(), "2020-04");
     }
 
     #[test]

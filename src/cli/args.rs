@@ -67,6 +67,76 @@ pub enum Command {
     List,
     /// Verify every file of the library; with --repair, salvage a damaged one.
     Check(CheckArgs),
+    /// Measure papermap against your own ground truth.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Related papers against lists of relevant papers: nDCG@10, MAP@100,
+    /// recall@10, P@1.
+    Related(EvalRelatedArgs),
+    /// Topics against labels: V-measure, NMI, ARI.
+    Topics(EvalTopicsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalRelatedArgs {
+    /// JSON lines `{"id": ..., "relevant": [ids]}` (`cites` also accepted).
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Also measure every hybrid weight from 0 to 1 in steps of 0.05.
+    #[arg(long)]
+    pub sweep: bool,
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalTopicsArgs {
+    /// JSON lines `{"id": ..., "label": ...}`.
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Number of topics (default: the number of distinct labels).
+    #[arg(long, short)]
+    pub k: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How related papers are scored and filtered in time: shared by `related`
+/// and `eval related`.
+#[derive(Debug, Args)]
+pub struct ScoringArgs {
+    /// hybrid, dense, lexical (TF-IDF cosine) or bm25.
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
+    /// Weight of the embedding score in hybrid mode (0..1).
+    #[arg(long, default_value_t = papermap::query::DEFAULT_WEIGHT)]
+    pub weight: f32,
+    /// Only papers first published no later than the query paper (same
+    /// month counts): what it builds on. Undated papers are kept and marked.
+    #[arg(long, conflicts_with = "later")]
+    pub prior: bool,
+    /// Only papers first published no earlier than the query paper: what
+    /// built on it.
+    #[arg(long)]
+    pub later: bool,
+    /// Hybrid bonus for papers published no later than the query paper
+    /// (0..1; 0 turns the lean off).
+    #[arg(long, default_value_t = papermap::query::DEFAULT_EARLIER_LEAN)]
+    pub earlier_lean: f32,
+    /// With --prior: hybrid bonus per ln(1 + years) a paper precedes the
+    /// query, for established work (0..1; 0 turns it off).
+    #[arg(long, default_value_t = papermap::query::DEFAULT_AGE_LEAN)]
+    pub age_lean: f32,
 }
 
 #[derive(Debug, Args)]
@@ -117,12 +187,8 @@ pub struct RelatedArgs {
     /// Number of results.
     #[arg(short, default_value_t = 10)]
     pub k: usize,
-    /// dense, lexical or hybrid.
-    #[arg(long, default_value = "hybrid")]
-    pub mode: String,
-    /// Weight of the dense score in hybrid mode (0..1).
-    #[arg(long, default_value_t = papermap::query::DEFAULT_WEIGHT)]
-    pub weight: f32,
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
     /// Only papers from this year on.
     #[arg(long)]
     pub since: Option<i32>,

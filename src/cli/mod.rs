@@ -14,11 +14,14 @@ use papermap::embed::{EmbedOptions, Embedder, HashEmbedder, MiniLm, MiniLmOption
 use papermap::index::{HnswParams, Matrix, SearchOptions, Searcher};
 use papermap::ingest::IngestOptions;
 use papermap::pipeline::{self, AddOptions, TopicOptions};
-use papermap::query::{Engine, Mode, RelatedOptions, Resolved, resolve};
+use papermap::query::{Direction, Engine, Mode, RelatedOptions, Resolved, resolve};
+
+/// Widest HNSW search breadth accepted.
+const MAX_EF: usize = 10_000;
 use papermap::report::{self, TopicReport};
 use papermap::store::{Library, WriteOptions, Writer};
 
-use args::{Cli, Command, EmbedOpts, RelatedArgs};
+use args::{Cli, Command, EmbedOpts, EvalCommand, RelatedArgs, ScoringArgs};
 
 /// Global settings shared by all commands.
 struct Config {
@@ -135,6 +138,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status => status(&cfg),
         Command::List => list(&cfg),
         Command::Check(c) => check(&cfg, c.repair),
+        Command::Eval(e) => eval(&cfg, &e),
     }
 }
 
@@ -310,16 +314,34 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
-    let mode: Mode = a.mode.parse()?;
-    if !(0.0..=1.0).contains(&a.weight) {
-        bail!("--weight must be between 0 and 1");
+/// Related-papers options from the scoring flags, checked.
+fn scoring_options(s: &ScoringArgs, k: usize) -> Result<RelatedOptions> {
+    let opts = RelatedOptions {
+        k,
+        mode: s.mode.parse()?,
+        weight: s.weight,
+        direction: if s.prior {
+            Direction::Prior
+        } else if s.later {
+            Direction::Later
+        } else {
+            Direction::Any
+        },
+        earlier_lean: s.earlier_lean,
+        age_lean: s.age_lean,
+        ..Default::default()
+    };
+    opts.check()?;
+    Ok(opts)
+}
+
+/// The library and a searcher for queries. A current derived matrix holds
+/// every paper's vector: then neither the vectors log nor the per-paper
+/// embedding check is needed.
+fn open_for_queries(cfg: &Config, ef: usize) -> Result<(Library, Searcher)> {
+    if !(1..=MAX_EF).contains(&ef) {
+        bail!("--ef must be between 1 and {MAX_EF} (got {ef})");
     }
-    if a.k == 0 {
-        bail!("-k must be at least 1");
-    }
-    // A current derived matrix holds every paper's vector: then neither the
-    // vectors log nor the per-paper embedding check is needed.
     let mut lib = open_library_without_vectors(cfg)?;
     let matrix = match Matrix::load_current(&lib) {
         Some(m) => m,
@@ -331,12 +353,124 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
     };
     let search = SearchOptions {
         hnsw: HnswParams {
-            ef_search: a.ef,
+            ef_search: ef,
             ..Default::default()
         },
         ..cfg.search.clone()
     };
-    let engine = Engine::new(&lib, Searcher::with_matrix(&lib, matrix, &search)?)?;
+    let searcher = Searcher::with_matrix(&lib, matrix, &search)?;
+    Ok((lib, searcher))
+}
+
+/// Embeds free text with the library's model, loaded on first use.
+fn text_embedder(cfg: &Config, dim: usize) -> impl FnMut(&str) -> papermap::Result<Vec<f32>> {
+    let mut model: Option<Box<dyn Embedder>> = None;
+    let hash = cfg.embedder == "hash";
+    move |t: &str| {
+        if model.is_none() {
+            model = Some(if hash {
+                Box::new(HashEmbedder::new(dim))
+            } else {
+                Box::new(MiniLm::load(&MiniLmOptions::default())?)
+            });
+        }
+        let m = model.as_mut().expect("model loaded");
+        Ok(m.embed(&[t])?.remove(0))
+    }
+}
+
+fn eval(cfg: &Config, e: &EvalCommand) -> Result<()> {
+    match e {
+        EvalCommand::Related(a) => {
+            let (lib, searcher) = open_for_queries(cfg, HnswParams::default().ef_search)?;
+            let engine = Engine::new(&lib, searcher)?;
+            let (judged, unknown) = papermap::eval::read_judgements(&a.queries, &lib)?;
+            if judged.is_empty() {
+                bail!(
+                    "{}: no query paper with a relevant paper is in the library",
+                    a.queries.display()
+                );
+            }
+            if unknown > 0 && !cfg.quiet {
+                eprintln!(
+                    "papermap: {unknown} id(s) of {} are not in the library; skipped",
+                    a.queries.display()
+                );
+            }
+            let base = scoring_options(&a.scoring, 100)?;
+            let mut embed = text_embedder(cfg, lib.dim());
+            let mut runs = vec![(a.scoring.mode.clone(), base.weight, base.clone())];
+            if a.sweep {
+                for i in 0..=20 {
+                    let w = i as f32 / 20.0;
+                    runs.push((
+                        "hybrid".into(),
+                        w,
+                        RelatedOptions {
+                            mode: Mode::Hybrid,
+                            weight: w,
+                            ..base.clone()
+                        },
+                    ));
+                }
+            }
+            let mut rows = Vec::new();
+            for (mode, w, o) in &runs {
+                let m = papermap::eval::related(&engine, &judged, o, &mut embed)?;
+                rows.push(serde_json::json!({
+                    "mode": mode, "weight": w, "direction": o.direction,
+                    "earlier_lean": o.earlier_lean, "age_lean": o.age_lean, "metrics": m,
+                }));
+            }
+            if a.json {
+                return out(&serde_json::to_string_pretty(&rows)?);
+            }
+            let mut s = format!(
+                "{} queries, {} papers\n\n mode      weight  direction  leans      nDCG@10  MAP@100  R@10   P@1\n",
+                judged.len(),
+                lib.len()
+            );
+            for r in &rows {
+                let m = &r["metrics"];
+                s.push_str(&format!(
+                    " {:<8}  {:>6.2}  {:<9}  {:.3}/{:.3}  {:.3}    {:.3}    {:.3}  {:.3}\n",
+                    r["mode"].as_str().unwrap_or(""),
+                    r["weight"].as_f64().unwrap_or(0.0),
+                    r["direction"].as_str().unwrap_or(""),
+                    r["earlier_lean"].as_f64().unwrap_or(0.0),
+                    r["age_lean"].as_f64().unwrap_or(0.0),
+                    m["ndcg10"].as_f64().unwrap_or(0.0),
+                    m["map100"].as_f64().unwrap_or(0.0),
+                    m["recall10"].as_f64().unwrap_or(0.0),
+                    m["p1"].as_f64().unwrap_or(0.0),
+                ));
+            }
+            out(s.trim_end())
+        }
+        EvalCommand::Topics(a) => {
+            let lib = open_library(cfg)?;
+            let (labelled, unknown) = papermap::eval::read_labels(&a.labels, &lib)?;
+            if unknown > 0 && !cfg.quiet {
+                eprintln!(
+                    "papermap: {unknown} id(s) of {} are not in the library; skipped",
+                    a.labels.display()
+                );
+            }
+            let m = papermap::eval::topics(&lib, &labelled, a.k, a.seed)?;
+            if a.json {
+                return out(&serde_json::to_string_pretty(&m)?);
+            }
+            out(&format!(
+                "{} labelled papers, {} labels, k={} (seed {})\nV-measure {:.3}  NMI {:.3}  ARI {:.3}",
+                m.papers, m.labels, m.k, a.seed, m.v_measure, m.nmi, m.ari
+            ))
+        }
+    }
+}
+
+fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
+    let (lib, searcher) = open_for_queries(cfg, a.ef)?;
+    let engine = Engine::new(&lib, searcher)?;
     let mut exclude = HashSet::new();
     if let Some(path) = &a.exclude {
         let text =
@@ -360,26 +494,13 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
         }
     }
     let opts = RelatedOptions {
-        k: a.k,
-        mode,
-        weight: a.weight,
         year_from: a.since,
         year_to: a.until,
         exclude,
+        ..scoring_options(&a.scoring, a.k)?
     };
-    let mut model: Option<Box<dyn Embedder>> = None;
-    let embedder = cfg.embedder.clone();
-    let mut embed_text = |t: &str| -> papermap::Result<Vec<f32>> {
-        if model.is_none() {
-            model = Some(if embedder == "hash" {
-                Box::new(HashEmbedder::new(lib.dim()))
-            } else {
-                Box::new(MiniLm::load(&MiniLmOptions::default())?)
-            });
-        }
-        let m = model.as_mut().expect("model loaded");
-        Ok(m.embed(&[t])?.remove(0))
-    };
+    opts.check()?;
+    let mut embed_text = text_embedder(cfg, lib.dim());
     if let Some(batch) = &a.batch {
         return run_batch(&lib, &engine, batch, &opts, &mut embed_text);
     }
@@ -422,7 +543,10 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
                 p.id
             )
         }
-        Resolved::Text { text } => format!("Related to the text \"{}\"", clip(text, 90)),
+        Resolved::Text { text } => format!(
+            "Related to the text \"{}\" (taken as free text: no paper in the library has this id or title)",
+            clip(text, 90)
+        ),
         Resolved::Set { positive, negative } => {
             format!(
                 "Related to a reading list of {} paper(s){}",
@@ -435,32 +559,38 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
             )
         }
     };
+    let direction = match opts.direction {
+        Direction::Any => String::new(),
+        Direction::Prior => ", only earlier work (--prior)".to_string(),
+        Direction::Later => ", only later work (--later)".to_string(),
+    };
     let mut s = format!(
-        "{head}\n{} mode, {} search over {} papers\n\n {:>2}  {:>5}  {:>5}  {:>5}  {:>4}  {:<24}  title\n",
-        a.mode,
+        "{head}\n{} mode, {} search over {} papers{direction}\n\n {:>2}  {:>5}  {:>5}  {:>5}  {:<7}  {:<24}  title\n",
+        a.scoring.mode,
         engine.searcher.engine(),
         lib.len(),
         "#",
         "score",
         "dense",
         "lex",
-        "year",
+        "date",
         "id"
     );
     for (i, r) in results.iter().enumerate() {
         let p = &lib.papers()[r.row];
         s.push_str(&format!(
-            " {:>2}  {:>5.3}  {:>5.3}  {:>5.1}  {:>4}  {:<24}  {}\n",
+            " {:>2}  {:>5.3}  {:>5.3}  {:>5.3}  {:<7}  {:<24}  {}\n",
             i + 1,
             r.score,
             r.dense,
             r.lexical,
-            p.year.map_or("-".to_string(), |y| y.to_string()),
+            p.first_published()
+                .map_or("undated".to_string(), |d| d.to_string()),
             clip(&p.id, 24),
             clip(&p.title, 80)
         ));
         if !r.why.is_empty() {
-            s.push_str(&format!("{:>52}shared: {}\n", "", r.why.join(", ")));
+            s.push_str(&format!("{:>54}shared: {}\n", "", r.why.join(", ")));
         }
     }
     if results.is_empty() {
@@ -495,11 +625,15 @@ fn json_answer(
         "query": query,
         "mode": opts.mode,
         "weight": opts.weight,
+        "direction": opts.direction,
         "engine": engine,
         "results": results.iter().enumerate().map(|(i, r)| {
             let p = &lib.papers()[r.row];
+            let date = p.first_published();
             serde_json::json!({
-                "rank": i + 1, "id": p.id, "title": p.title, "year": p.year, "doi": p.doi, "arxiv": p.arxiv,
+                "rank": i + 1, "id": p.id, "title": p.title, "year": p.year,
+                "date": date.map(|d| d.to_string()), "undated": date.is_none(),
+                "doi": p.doi, "arxiv": p.arxiv,
                 "score": r.score, "dense": r.dense, "lexical": r.lexical, "why": r.why,
             })
         }).collect::<Vec<_>>(),
@@ -526,9 +660,19 @@ fn run_batch(
             let mut o = opts.clone();
             let q = if line.starts_with('{') {
                 let v: serde_json::Value = serde_json::from_str(line).context("invalid JSON")?;
-                if let Some(k) = v.get("k").and_then(|k| k.as_u64()) {
-                    o.k = k as usize;
+                if let Some(k) = v.get("k") {
+                    o.k = k
+                        .as_u64()
+                        .and_then(|k| usize::try_from(k).ok())
+                        .context("\"k\" must be a positive integer")?;
                 }
+                if let Some(d) = v.get("direction") {
+                    o.direction = d
+                        .as_str()
+                        .context("\"direction\" must be \"prior\", \"later\" or \"any\"")?
+                        .parse()?;
+                }
+                o.check()?;
                 let list = |key: &str| -> Result<Vec<usize>> {
                     v.get(key)
                         .and_then(|x| x.as_array())

@@ -445,6 +445,12 @@ fn to_paper(e: &Entry) -> Paper {
             .or_else(|| get("date"))
             .as_deref()
             .and_then(super::normalize::parse_year),
+        month: get("month")
+            .as_deref()
+            .and_then(super::normalize::parse_month)
+            .or_else(|| {
+                super::normalize::best_date([get("year").as_deref(), get("date").as_deref()]).1
+            }),
         doi: get("doi"),
         arxiv: get("eprint").filter(|_| eprint_is_arxiv).or_else(|| {
             get("note")

@@ -87,16 +87,18 @@ const FIELDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("doi", &["doi", "di"]),
+    ("year", &["year", "publication year", "py", "pubyear"]),
     (
-        "year",
+        "date",
         &[
-            "year",
-            "publication year",
-            "py",
-            "pubyear",
             "date",
             "publication date",
+            "publication_date",
             "published",
+            "pubdate",
+            "date published",
+            "coverdate",
+            "cover date",
         ],
     ),
     (
@@ -214,14 +216,17 @@ pub fn parse(text: &str, delim: u8, map: &ColumnMap, sink: &mut dyn FnMut(Parsed
                             .collect()
                     })
                     .unwrap_or_default();
+                let date = super::normalize::best_date([
+                    get(&r, "year").as_deref(),
+                    get(&r, "date").as_deref(),
+                ]);
                 let paper = Paper {
                     id: get(&r, "id").unwrap_or_default(),
                     title: r.get(title_col).unwrap_or("").to_string(),
                     abs: get(&r, "abstract").unwrap_or_default(),
                     authors,
-                    year: get(&r, "year")
-                        .as_deref()
-                        .and_then(super::normalize::parse_year),
+                    year: date.0,
+                    month: date.1,
                     doi: get(&r, "doi"),
                     arxiv: get(&r, "arxiv"),
                     venue: get(&r, "venue"),

@@ -251,6 +251,7 @@ pub fn to_paper(v: &Value) -> Option<Paper> {
                 .and_then(Value::as_i64)
                 .map(|n| n as i32)
         });
+    p.month = json_month(v, p.year);
     p.venue = str_of(first(
         v,
         &[
@@ -343,6 +344,53 @@ fn inverted_abstract(v: &Value) -> Option<String> {
     Some(words.iter().map(|(_, w)| *w).collect::<Vec<_>>().join(" "))
 }
 
+/// The month of `year` from the date fields the formats use: a `month`
+/// field, ISO dates (OpenAlex `publication_date`, arXiv API `published`), the
+/// OAI snapshot's first version (`versions[0].created`), Crossref's
+/// `issued.date-parts`. A date of another year is ignored.
+fn json_month(v: &Value, year: Option<i32>) -> Option<u8> {
+    let year = year?;
+    if let Some(m) = v.get("month") {
+        let m = m
+            .as_u64()
+            .and_then(|n| u8::try_from(n).ok())
+            .or_else(|| m.as_str().and_then(normalize::parse_month));
+        if m.is_some() {
+            return m;
+        }
+    }
+    let created = v
+        .get("versions")
+        .and_then(|vs| vs.get(0))
+        .and_then(|v0| str_of(v0.get("created")));
+    let dates = [
+        "publication_date",
+        "published",
+        "date",
+        "publicationDate",
+        "created",
+    ]
+    .iter()
+    .filter_map(|k| str_of(v.get(*k)))
+    .chain(created);
+    for d in dates {
+        if let Some((y, Some(m))) = normalize::parse_date(&d)
+            && y == year
+        {
+            return Some(m);
+        }
+    }
+    let parts = v
+        .get("issued")
+        .and_then(|i| i.get("date-parts"))
+        .and_then(|d| d.get(0))?;
+    (parts.get(0).and_then(Value::as_i64) == Some(i64::from(year)))
+        .then(|| parts.get(1).and_then(Value::as_u64))
+        .flatten()
+        .and_then(|m| u8::try_from(m).ok())
+}
+
+#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;

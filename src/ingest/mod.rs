@@ -345,9 +345,12 @@ fn finish(mut p: Paper) -> std::result::Result<Paper, String> {
                     .and_then(normalize::clean_arxiv)
             });
     }
-    if p.year.is_none() {
-        p.year = p.arxiv.as_deref().and_then(year_from_arxiv);
+    if p.year.is_none()
+        && let Some(d) = p.arxiv.as_deref().and_then(crate::paper::arxiv_date)
+    {
+        (p.year, p.month) = (Some(d.year), d.month);
     }
+    p.month = p.month.filter(|m| p.year.is_some() && (1..=12).contains(m));
     p.authors = p
         .authors
         .iter()
@@ -363,12 +366,6 @@ fn finish(mut p: Paper) -> std::result::Result<Paper, String> {
         p.id = p.arxiv.clone().unwrap_or_else(|| derived_id(&p.title));
     }
     Ok(p)
-}
-
-/// New-style arXiv ids start with YYMM.
-fn year_from_arxiv(id: &str) -> Option<i32> {
-    let yy: i32 = id.get(..2)?.parse().ok()?;
-    (id.as_bytes().get(4) == Some(&b'.')).then_some(if yy >= 91 { 1900 + yy } else { 2000 + yy })
 }
 
 /// Reads `paths` into the library. Returns one report per file.

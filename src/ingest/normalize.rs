@@ -561,6 +561,81 @@ fn strip_version(s: &str) -> &str {
     s
 }
 
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+/// A month name or abbreviation ("March", "mar", "Sept.") or number (1..=12).
+pub fn parse_month(s: &str) -> Option<u8> {
+    let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
+    if let Ok(n) = s.parse::<u8>() {
+        return (1..=12).contains(&n).then_some(n);
+    }
+    if s.len() < 3 || !s.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let full = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let m = MONTHS.iter().position(|m| s.starts_with(m))?;
+    (full[m].starts_with(s.as_str()) || s == "sept").then_some(m as u8 + 1)
+}
+
+/// Year and month from a date-ish string: ISO and RIS dates
+/// (`2019-05-12`, `2019/05/12/`, `2019-05`), dates with month names
+/// (`May 2019`, `Mon, 2 Apr 2007 19:18:42 GMT`, `12 Sept. 2019`) or a bare
+/// year. The month is `None` when the string does not give one.
+pub fn parse_date(s: &str) -> Option<(i32, Option<u8>)> {
+    let year = parse_year(s)?;
+    let at = s.find(&year.to_string())?;
+    // A number right after the year: YYYY-MM, YYYY/MM, YYYY.MM.
+    let after = &s[at + 4..];
+    let numeric = after
+        .strip_prefix(['-', '/', '.'])
+        .map(|r| r.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""))
+        .filter(|d| (1..=2).contains(&d.len()))
+        .and_then(|d| d.parse::<u8>().ok())
+        .filter(|m| (1..=12).contains(m));
+    if numeric.is_some() {
+        return Some((year, numeric));
+    }
+    // Otherwise the first word that is a month name.
+    let named = s
+        .split(|c: char| !c.is_ascii_alphabetic() && c != '.')
+        .filter(|w| w.trim_end_matches('.').len() >= 3)
+        .find_map(parse_month);
+    Some((year, named))
+}
+
+/// The date of the first candidate that has a year, with the month of the
+/// first candidate of that same year that has one (RIS `PY` often gives the
+/// year, `DA` the full date).
+pub fn best_date<'a>(
+    candidates: impl IntoIterator<Item = Option<&'a str>>,
+) -> (Option<i32>, Option<u8>) {
+    let dates: Vec<(i32, Option<u8>)> = candidates
+        .into_iter()
+        .flatten()
+        .filter_map(parse_date)
+        .collect();
+    let Some(&(year, _)) = dates.first() else {
+        return (None, None);
+    };
+    let month = dates.iter().filter(|d| d.0 == year).find_map(|d| d.1);
+    (Some(year), month)
+}
+
 /// The first plausible four-digit year (1800..=2100) in a date-ish string.
 pub fn parse_year(s: &str) -> Option<i32> {
     let b = s.as_bytes();
@@ -580,6 +655,39 @@ pub fn parse_year(s: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_give_year_and_month_where_they_have_one() {
+        assert_eq!(parse_date("2019-05-12"), Some((2019, Some(5))));
+        assert_eq!(parse_date("2019/05/12/"), Some((2019, Some(5))));
+        assert_eq!(parse_date("2019///"), Some((2019, None)));
+        assert_eq!(parse_date("2017-06-12T17:57:34Z"), Some((2017, Some(6))));
+        assert_eq!(
+            parse_date("Mon, 2 Apr 2007 19:18:42 GMT"),
+            Some((2007, Some(4)))
+        );
+        assert_eq!(parse_date("May 2019"), Some((2019, Some(5))));
+        assert_eq!(parse_date("12 Sept. 2019"), Some((2019, Some(9))));
+        assert_eq!(parse_date("2019-2020"), Some((2019, None)));
+        assert_eq!(parse_date("2019"), Some((2019, None)));
+        assert_eq!(parse_date("2019 original"), Some((2019, None)));
+        assert_eq!(parse_date("Proceedings 2019"), Some((2019, None)));
+        assert_eq!(parse_date("no date"), None);
+        assert_eq!(parse_month("jan"), Some(1));
+        assert_eq!(parse_month("January"), Some(1));
+        assert_eq!(parse_month("11"), Some(11));
+        assert_eq!(parse_month("13"), None);
+        assert_eq!(parse_month("maybe"), None);
+        assert_eq!(
+            best_date([Some("2019"), None, Some("2019/05/12/")]),
+            (Some(2019), Some(5))
+        );
+        assert_eq!(
+            best_date([Some("2019"), Some("2018/05/12/")]),
+            (Some(2019), None)
+        );
+        assert_eq!(best_date([None, None]), (None, None));
+    }
 
     #[test]
     fn latex_accents_and_commands_become_unicode() {

@@ -96,6 +96,12 @@ fn emit(fields: &[(String, String)], line: u64, raw: &str, sink: &mut dyn FnMut(
         year: get(&["PY", "Y1", "DA", "Y2"])
             .as_deref()
             .and_then(normalize::parse_year),
+        month: normalize::best_date([
+            get(&["PY"]).as_deref(),
+            get(&["Y1"]).as_deref(),
+            get(&["DA"]).as_deref(),
+        ])
+        .1,
         doi: get(&["DO", "DI"]),
         venue: get(&["T2", "JO", "JF", "JA", "J2", "SE"]),
         url: get(&["UR", "L2"]),

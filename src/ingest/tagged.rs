@@ -140,6 +140,12 @@ fn to_paper(d: Dialect, fields: &[(String, String)]) -> Paper {
             year: get(&["PY", "EA"])
                 .as_deref()
                 .and_then(normalize::parse_year),
+            month: {
+                // PD holds the month ("MAY 12", "SPR"); EA an early-access date.
+                let pd =
+                    get(&["PD"]).map(|pd| format!("{} {pd}", get(&["PY"]).unwrap_or_default()));
+                normalize::best_date([pd.as_deref(), get(&["EA"]).as_deref()]).1
+            },
             doi: get(&["DI"]),
             venue: get(&["SO", "SE"]),
             ..Default::default()
@@ -157,6 +163,7 @@ fn to_paper(d: Dialect, fields: &[(String, String)]) -> Paper {
             year: get(&["DP", "DEP"])
                 .as_deref()
                 .and_then(normalize::parse_year),
+            month: normalize::best_date([get(&["DP"]).as_deref(), get(&["DEP"]).as_deref()]).1,
             doi: all(&["LID", "AID"])
                 .into_iter()
                 .find(|v| v.contains("[doi]"))
@@ -169,6 +176,7 @@ fn to_paper(d: Dialect, fields: &[(String, String)]) -> Paper {
             abs: get(&["X"]).unwrap_or_default(),
             authors: all(&["A"]),
             year: get(&["D"]).as_deref().and_then(normalize::parse_year),
+            month: normalize::best_date([get(&["D"]).as_deref(), get(&["8"]).as_deref()]).1,
             doi: get(&["R"]),
             venue: get(&["J", "B"]),
             url: get(&["U"]),

@@ -1,11 +1,13 @@
 //! "Related papers": for a paper (id, DOI, arXiv id, exact or fuzzy title),
-//! a free text, or a reading list of positive and negative papers. Dense
-//! and BM25 scores are fused by a convex combination of min-max normalised
-//! scores: the candidates are the union of the dense and the BM25 top lists,
-//! each candidate gets both scores (the missing one computed), each score is
-//! min-max normalised over the candidates, then weighted (`--weight`, the
-//! dense share, 0.5 by default). Every result says which shared terms made
-//! it related.
+//! a free text, or a reading list of positive and negative papers, in either
+//! direction of time. The hybrid score is a fixed combination of raw,
+//! comparable similarities (no per-query normalisation, so a weak best match
+//! looks weak): `weight` x embedding cosine + (1 - `weight`) x TF-IDF cosine,
+//! plus a small lean towards work published no later than a query paper.
+//! The candidates are the union of the dense and the lexical top lists, and
+//! every candidate gets both scores. The constants were fitted on real
+//! citations (`scripts/fit-relevance`, reported out of sample). Every result
+//! says which shared terms made it related.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -16,7 +18,7 @@ use crate::embed::normalize;
 use crate::error::{Error, Result};
 use crate::index::{Searcher, dot};
 use crate::lexical::{Bm25, paper_terms, why_related};
-use crate::paper::normalize_title;
+use crate::paper::{PubDate, normalize_title};
 use crate::store::Library;
 use crate::text;
 
@@ -24,8 +26,14 @@ use crate::text;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Embedding cosine only.
     Dense,
+    /// TF-IDF cosine only.
     Lexical,
+    /// BM25 with the whole query text as the query: the lexical scorer
+    /// before TF-IDF cosine, kept so benchmarks can compare.
+    Bm25,
+    /// The fused score (default).
     Hybrid,
 }
 
@@ -35,20 +43,60 @@ impl FromStr for Mode {
         match s {
             "dense" => Ok(Mode::Dense),
             "lexical" => Ok(Mode::Lexical),
+            "bm25" => Ok(Mode::Bm25),
             "hybrid" => Ok(Mode::Hybrid),
             o => Err(Error::Invalid(format!(
-                "unknown mode '{o}' (dense, lexical, hybrid)"
+                "unknown mode '{o}' (dense, lexical, bm25, hybrid)"
             ))),
         }
     }
 }
 
-/// The dense share of the hybrid score by default. Min-max normalised BM25
-/// is more spread at the top of a candidate list than cosine similarity, so
-/// 0.5 leans lexical: on the sample corpus the hybrid top 10 shares 0.72 of
-/// the BM25 top 10 and 0.57 of the dense one. At 0.6 the two sides weigh
-/// about equally (0.66 / 0.64; `scripts/bench-relevance --fusions`).
-pub const DEFAULT_WEIGHT: f32 = 0.6;
+/// Which way in time results may lie from a query paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Any,
+    /// Only papers first published no later than the query (same month
+    /// counts): what it builds on.
+    Prior,
+    /// Only papers first published no earlier than the query: what built
+    /// on it.
+    Later,
+}
+
+impl FromStr for Direction {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "any" => Ok(Direction::Any),
+            "prior" => Ok(Direction::Prior),
+            "later" => Ok(Direction::Later),
+            o => Err(Error::Invalid(format!(
+                "unknown direction '{o}' (any, prior, later)"
+            ))),
+        }
+    }
+}
+
+/// The dense share of the hybrid score: `weight` x embedding cosine +
+/// (1 - `weight`) x TF-IDF cosine, raw scores. Fitted on the citation set
+/// (`scripts/fit-relevance`).
+pub const DEFAULT_WEIGHT: f32 = 0.35;
+
+/// Added to the hybrid score of a paper first published no later than the
+/// query paper. A paper builds on earlier work, so among equally similar
+/// papers the earlier one is the likelier reference; the lean is capped so
+/// that a clearly more similar later paper still ranks first. Fitted on the
+/// citation set (`scripts/fit-relevance`); 0 turns it off.
+pub const DEFAULT_EARLIER_LEAN: f32 = 0.02;
+
+/// With `--prior`, added per `ln(1 + years)` a paper precedes the query:
+/// among earlier work, established papers are the likelier references
+/// (they have had time to become standard). Fitted on the citation set
+/// (`scripts/fit-relevance`); 0 turns it off.
+pub const DEFAULT_AGE_LEAN: f32 = 0.02;
 
 /// Options for a related-papers query.
 #[derive(Debug, Clone)]
@@ -62,8 +110,52 @@ pub struct RelatedOptions {
     pub weight: f32,
     pub year_from: Option<i32>,
     pub year_to: Option<i32>,
+    /// Default any.
+    pub direction: Direction,
+    /// Hybrid bonus for earlier work, 0..=1. Default [`DEFAULT_EARLIER_LEAN`].
+    pub earlier_lean: f32,
+    /// Hybrid bonus per ln(1 + years earlier) with `Direction::Prior`,
+    /// 0..=1. Default [`DEFAULT_AGE_LEAN`].
+    pub age_lean: f32,
     /// Paper rows never to return (e.g. already read).
     pub exclude: HashSet<usize>,
+}
+
+/// Most results one query may ask for.
+pub const MAX_K: usize = 10_000;
+
+impl RelatedOptions {
+    /// Bounds of every option, checked once for every front end.
+    pub fn check(&self) -> Result<()> {
+        if !(1..=MAX_K).contains(&self.k) {
+            return Err(Error::Invalid(format!(
+                "k must be between 1 and {MAX_K} (got {})",
+                self.k
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.weight) {
+            return Err(Error::Invalid(format!(
+                "weight must be between 0 and 1 (got {})",
+                self.weight
+            )));
+        }
+        for (name, x) in [
+            ("earlier lean", self.earlier_lean),
+            ("age lean", self.age_lean),
+        ] {
+            if !(0.0..=1.0).contains(&x) {
+                return Err(Error::Invalid(format!(
+                    "{name} must be between 0 and 1 (got {x})"
+                )));
+            }
+        }
+        if let (Some(f), Some(t)) = (self.year_from, self.year_to)
+            && f > t
+        {
+            return Err(Error::Invalid(format!("--since {f} is after --until {t}")));
+        }
+        Ok(())
+    }
 }
 
 impl Default for RelatedOptions {
@@ -74,6 +166,9 @@ impl Default for RelatedOptions {
             weight: DEFAULT_WEIGHT,
             year_from: None,
             year_to: None,
+            direction: Direction::Any,
+            earlier_lean: DEFAULT_EARLIER_LEAN,
+            age_lean: DEFAULT_AGE_LEAN,
             exclude: HashSet::new(),
         }
     }
@@ -107,8 +202,11 @@ pub struct Related {
 }
 
 /// Finds the paper a user means: id, DOI, arXiv id, exact title, then a
-/// fuzzy title match (four words or more). Anything else is free text.
-/// Several equally good fuzzy matches are an error that lists them.
+/// title with small typos (character-level similarity of normalised
+/// titles). A query that looks like an id, DOI or arXiv id but names no
+/// paper is an error, never a silent free-text search; so are several
+/// equally close titles (listed as "did you mean"). Anything else is free
+/// text.
 pub fn resolve(lib: &Library, input: &str) -> Result<Resolved> {
     let q = input.trim();
     if q.is_empty() {
@@ -120,10 +218,12 @@ pub fn resolve(lib: &Library, input: &str) -> Result<Resolved> {
             matched_by: "id",
         });
     }
+    let doi = crate::ingest::normalize::clean_doi(q).filter(|_| q.contains("10."));
+    let arxiv = crate::ingest::normalize::clean_arxiv(q);
     let probe = crate::paper::Paper {
         title: q.to_string(),
-        doi: crate::ingest::normalize::clean_doi(q).filter(|_| q.contains("10.")),
-        arxiv: crate::ingest::normalize::clean_arxiv(q),
+        doi: doi.clone(),
+        arxiv: arxiv.clone(),
         ..Default::default()
     };
     if let Some(row) = lib.find_same(&probe) {
@@ -140,52 +240,132 @@ pub fn resolve(lib: &Library, input: &str) -> Result<Resolved> {
             matched_by: by,
         });
     }
-    let nq = normalize_title(q);
-    let qwords: HashSet<&str> = nq.split(' ').collect();
-    if qwords.len() >= 4 {
-        let mut scored: Vec<(f32, usize)> = lib
-            .papers()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                let nt = normalize_title(&p.title);
-                let twords: HashSet<&str> = nt.split(' ').collect();
-                let inter = qwords.intersection(&twords).count() as f32;
-                let sim = 2.0 * inter / (qwords.len() + twords.len()) as f32;
-                (sim >= 0.8).then_some((sim, i))
-            })
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        match scored.as_slice() {
-            [] => {}
-            [(_, row)] => {
-                return Ok(Resolved::Paper {
-                    row: *row,
-                    matched_by: "fuzzy title",
-                });
-            }
-            [(best, row), (second, _), ..] if best - second >= 0.05 => {
-                return Ok(Resolved::Paper {
-                    row: *row,
-                    matched_by: "fuzzy title",
-                });
-            }
-            many => {
-                let list: Vec<String> = many
-                    .iter()
-                    .take(5)
-                    .map(|(_, r)| format!("  {}  {}", lib.papers()[*r].id, lib.papers()[*r].title))
-                    .collect();
-                return Err(Error::Query(format!(
-                    "'{q}' matches several papers; name one by id:\n{}",
-                    list.join("\n")
-                )));
-            }
-        }
+    if let Some(a) = arxiv {
+        return Err(Error::Query(format!(
+            "no paper with arXiv id {a} in the library"
+        )));
+    }
+    if let Some(d) = doi.filter(|_| !q.contains(char::is_whitespace)) {
+        return Err(Error::Query(format!(
+            "no paper with DOI {d} in the library"
+        )));
+    }
+    if looks_like_id(q) {
+        return Err(Error::Query(format!(
+            "no paper with id '{q}' in the library (for a free-text search, use more than one word)"
+        )));
+    }
+    if let Some(row) = fuzzy_title(lib, q)? {
+        return Ok(Resolved::Paper {
+            row,
+            matched_by: "fuzzy title",
+        });
     }
     Ok(Resolved::Text {
         text: q.to_string(),
     })
+}
+
+/// One token shaped like a citation key or record id rather than a word:
+/// `vaswani2017attention`, `Smith:2020:ABC`, `pmid:123`, papermap's derived
+/// `scaling-laws-precision-6fec`.
+fn looks_like_id(q: &str) -> bool {
+    if q.contains(char::is_whitespace) || q.chars().count() < 6 {
+        return false;
+    }
+    let digits = q.chars().filter(char::is_ascii_digit).count();
+    let letters = q.chars().filter(|c| c.is_alphabetic()).count();
+    // author + year + word (BibTeX keys from Zotero, Google Scholar, DBLP)
+    let key_style = {
+        let b = q.as_bytes();
+        let lead = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        let year = b[lead..].iter().take_while(|c| c.is_ascii_digit()).count();
+        lead >= 2
+            && year == 4
+            && b[lead + year..]
+                .iter()
+                .all(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'-')
+    };
+    // a slug ending in a four-hex-digit hash (papermap's derived ids)
+    let derived = q.rsplit_once('-').is_some_and(|(head, tail)| {
+        head.len() >= 2
+            && tail.len() == 4
+            && tail
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            && q.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    });
+    key_style || derived || (q.contains(':') && digits > 0 && letters > 0)
+}
+
+/// Titles this close (1 - edit distance / length, over normalised titles)
+/// are the same title with a typo.
+const TITLE_SIMILARITY: f32 = 0.9;
+
+/// The paper whose title is within a few typos of `q`: "Difusion" for
+/// "Diffusion", "Model" for "Models". Several titles about equally close are
+/// an error listing them. Titles are first narrowed by length and shared
+/// words, so the edit distance runs on a handful.
+fn fuzzy_title(lib: &Library, q: &str) -> Result<Option<usize>> {
+    let nq = normalize_title(q);
+    let qwords: HashSet<&str> = nq.split(' ').collect();
+    if qwords.len() < 3 {
+        return Ok(None);
+    }
+    let qchars: Vec<char> = nq.chars().collect();
+    let len = qchars.len() as f32;
+    let mut scored: Vec<(f32, usize)> = Vec::new();
+    for (i, p) in lib.papers().iter().enumerate() {
+        let nt = normalize_title(&p.title);
+        let tlen = nt.chars().count() as f32;
+        if tlen < len * 0.8 || tlen > len * 1.25 {
+            continue;
+        }
+        let shared = nt.split(' ').filter(|w| qwords.contains(w)).count();
+        if 2 * shared < qwords.len() {
+            continue;
+        }
+        let t: Vec<char> = nt.chars().collect();
+        let sim = 1.0 - edit_distance(&qchars, &t) as f32 / len.max(tlen);
+        if sim >= TITLE_SIMILARITY - 0.05 {
+            scored.push((sim, i));
+        }
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let papers = lib.papers();
+    match scored.as_slice() {
+        [(best, row), rest @ ..] if *best >= TITLE_SIMILARITY => {
+            if rest.first().is_some_and(|(second, _)| best - second < 0.03) {
+                let list: Vec<String> = scored
+                    .iter()
+                    .take(5)
+                    .map(|(_, r)| format!("  {}  {}", papers[*r].id, papers[*r].title))
+                    .collect();
+                return Err(Error::Query(format!(
+                    "'{q}' is close to several titles; did you mean one of these (name it by id)?\n{}",
+                    list.join("\n")
+                )));
+            }
+            Ok(Some(*row))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Levenshtein distance between two character strings (two rows).
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
 }
 
 /// Everything a related query needs, loaded once per process: the dense
@@ -229,6 +409,38 @@ impl<'a> Engine<'a> {
         out
     }
 
+    /// The date a query is measured against for `direction`: the query
+    /// paper's, or for a reading list the newest positive paper's (prior)
+    /// or the oldest (later). An error when there is none to measure by.
+    fn reference_date(&self, q: &Resolved, direction: Direction) -> Result<Option<PubDate>> {
+        let papers = self.lib.papers();
+        let date = |r: usize| papers[r].first_published();
+        let found = match (q, direction) {
+            (_, Direction::Any) => return Ok(None),
+            (Resolved::Paper { row, .. }, _) => date(*row),
+            (Resolved::Text { .. }, _) => {
+                return Err(Error::Query(
+                    "--prior and --later need a paper (or a reading list) to measure time from, not a text".into(),
+                ));
+            }
+            (Resolved::Set { positive, .. }, d) => {
+                let dates = positive.iter().filter_map(|&r| date(r));
+                if d == Direction::Prior {
+                    dates.max_by(|a, b| a.cmp_loose(b))
+                } else {
+                    dates.min_by(|a, b| a.cmp_loose(b))
+                }
+            }
+        };
+        match found {
+            Some(d) => Ok(Some(d)),
+            None => Err(Error::Query(
+                "the query paper has no publication date, so nothing can be called prior or later"
+                    .into(),
+            )),
+        }
+    }
+
     /// Related papers for a resolved query. `embed_text` embeds free text
     /// (only called for text queries).
     pub fn related(
@@ -238,6 +450,7 @@ impl<'a> Engine<'a> {
         embed_text: &mut dyn FnMut(&str) -> Result<Vec<f32>>,
     ) -> Result<Vec<Related>> {
         let mut exclude = opts.exclude.clone();
+        let needs_vector = matches!(opts.mode, Mode::Dense | Mode::Hybrid);
         let (qvec, qterms, neg_terms): (Vec<f32>, Vec<String>, Vec<String>) = match q {
             Resolved::Paper { row, .. } => {
                 exclude.extend(self.twins(*row));
@@ -248,10 +461,10 @@ impl<'a> Engine<'a> {
                 )
             }
             Resolved::Text { text: t } => (
-                if opts.mode == Mode::Lexical {
-                    Vec::new()
-                } else {
+                if needs_vector {
                     embed_text(t)?
+                } else {
+                    Vec::new()
                 },
                 text::terms(t),
                 Vec::new(),
@@ -284,31 +497,52 @@ impl<'a> Engine<'a> {
             }
         };
         let papers = self.lib.papers();
+        let reference = self.reference_date(q, opts.direction)?;
         let keep = |r: usize| {
             if exclude.contains(&r) {
                 return false;
             }
-            match (opts.year_from, opts.year_to, papers[r].year) {
+            let p = &papers[r];
+            let years = match (opts.year_from, opts.year_to, p.year) {
                 (None, None, _) => true,
                 (_, _, None) => false,
                 (f, t, Some(y)) => f.is_none_or(|f| y >= f) && t.is_none_or(|t| y <= t),
-            }
+            };
+            // Undated papers are kept (and marked undated by the caller).
+            let when = match (reference, p.first_published()) {
+                (Some(q), Some(c)) => match opts.direction {
+                    Direction::Any => true,
+                    Direction::Prior => c.cmp_loose(&q).is_le(),
+                    Direction::Later => c.cmp_loose(&q).is_ge(),
+                },
+                _ => true,
+            };
+            years && when
         };
         let pool = (opts.k * 10).max(100);
         let mut dense: HashMap<usize, f32> = HashMap::new();
-        if opts.mode != Mode::Lexical && !qvec.is_empty() {
+        if needs_vector && !qvec.is_empty() {
             for h in self.searcher.search(&qvec, pool, &keep) {
                 dense.insert(h.row, h.score);
             }
         }
         let mut lexical: HashMap<usize, f32> = HashMap::new();
-        // BM25 of every paper (the accumulator scores them all anyway).
+        // The lexical score of every paper (the accumulator scores them all anyway).
         let mut lexical_all: Vec<f32> = Vec::new();
         if opts.mode != Mode::Dense {
             let mut acc = vec![0f32; self.bm25.docs()];
-            self.bm25.accumulate(&qterms, 1.0, &mut acc);
-            if !neg_terms.is_empty() {
-                self.bm25.accumulate(&neg_terms, -0.5, &mut acc);
+            if opts.mode == Mode::Bm25 {
+                self.bm25.accumulate(&qterms, 1.0, &mut acc);
+                if !neg_terms.is_empty() {
+                    self.bm25.accumulate(&neg_terms, -0.5, &mut acc);
+                }
+            } else {
+                self.bm25
+                    .accumulate_cosine(&self.bm25.tfidf_vector(&qterms), 1.0, &mut acc);
+                if !neg_terms.is_empty() {
+                    let neg = self.bm25.tfidf_vector(&neg_terms);
+                    self.bm25.accumulate_cosine(&neg, -0.5, &mut acc);
+                }
             }
             let mut v: Vec<(usize, f32)> = acc
                 .iter()
@@ -331,7 +565,7 @@ impl<'a> Engine<'a> {
         rows.sort_unstable();
         rows.dedup();
         // Both scores for every candidate (dense for the lexical-only ones,
-        // BM25 for the dense-only ones), so the fusion compares like with like.
+        // lexical for the dense-only ones), so the fusion compares like with like.
         if opts.mode == Mode::Hybrid {
             for &r in &rows {
                 dense
@@ -342,29 +576,34 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        let pairs: Vec<(f32, f32)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    dense.get(r).copied().unwrap_or(0.0),
-                    lexical.get(r).copied().unwrap_or(0.0),
-                )
-            })
-            .collect();
-        let scores: Vec<f32> = match opts.mode {
-            Mode::Dense => pairs.iter().map(|p| p.0).collect(),
-            Mode::Lexical => pairs.iter().map(|p| p.1).collect(),
-            Mode::Hybrid => fuse(&pairs, opts.weight),
+        // The time leans apply to a single dated query paper.
+        let lean_from = match q {
+            Resolved::Paper { row, .. } => papers[*row].first_published(),
+            _ => None,
         };
         let mut out: Vec<Related> = rows
             .into_iter()
-            .zip(pairs.into_iter().zip(scores))
-            .map(|(row, ((dense, lexical), score))| Related {
-                row,
-                score,
-                dense,
-                lexical,
-                why: Vec::new(),
+            .map(|row| {
+                let d = dense.get(&row).copied().unwrap_or(0.0);
+                let l = lexical.get(&row).copied().unwrap_or(0.0);
+                let score = match opts.mode {
+                    Mode::Dense => d,
+                    Mode::Lexical | Mode::Bm25 => l,
+                    Mode::Hybrid => {
+                        let lean = match (lean_from, papers[row].first_published()) {
+                            (Some(q), Some(c)) => time_lean(q, c, opts),
+                            _ => 0.0,
+                        };
+                        fuse(d, l, opts.weight) + lean
+                    }
+                };
+                Related {
+                    row,
+                    score,
+                    dense: d,
+                    lexical: l,
+                    why: Vec::new(),
+                }
             })
             .collect();
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
@@ -376,24 +615,35 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// Hybrid scores of candidates given as (dense, lexical) pairs: each score
-/// min-max normalised over the candidates (no spread carries no
-/// information), then `weight * dense + (1 - weight) * lexical`.
-fn fuse(pairs: &[(f32, f32)], weight: f32) -> Vec<f32> {
-    let range = |f: fn(&(f32, f32)) -> f32| {
-        pairs
-            .iter()
-            .map(f)
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), x| {
-                (lo.min(x), hi.max(x))
-            })
-    };
-    let unit = |x: f32, (lo, hi): (f32, f32)| if hi > lo { (x - lo) / (hi - lo) } else { 0.0 };
-    let (dr, lr) = (range(|p| p.0), range(|p| p.1));
-    pairs
-        .iter()
-        .map(|&(d, l)| weight * unit(d, dr) + (1.0 - weight) * unit(l, lr))
-        .collect()
+/// The time part of a hybrid score for a candidate published at `c`, for
+/// a query paper published at `q`: in either-way search a flat bonus for
+/// earlier work; with `--prior` (every candidate earlier) a bonus growing
+/// with `ln(1 + years earlier)`; nothing with `--later`.
+fn time_lean(q: PubDate, c: PubDate, opts: &RelatedOptions) -> f32 {
+    if c.cmp_loose(&q).is_gt() {
+        return 0.0;
+    }
+    match opts.direction {
+        Direction::Any => opts.earlier_lean,
+        Direction::Prior => opts.age_lean * (1.0 + months_between(c, q) as f32 / 12.0).ln(),
+        Direction::Later => 0.0,
+    }
+}
+
+/// Whole months from `a` to `b` (0 when `b` is not later); an unknown month
+/// counts as the same month.
+fn months_between(a: PubDate, b: PubDate) -> u32 {
+    let m = |d: PubDate, other: PubDate| i64::from(d.month.or(other.month).unwrap_or(1));
+    let months = i64::from(b.year - a.year) * 12 + m(b, a) - m(a, b);
+    u32::try_from(months.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The hybrid score of one candidate from its raw embedding cosine and
+/// TF-IDF cosine: both are cosines of unit vectors, on comparable scales
+/// for every query, so no per-query normalisation (which would stretch a
+/// weak candidate list to look as strong as a good one).
+fn fuse(dense: f32, lexical: f32, weight: f32) -> f32 {
+    weight * dense + (1.0 - weight) * lexical
 }
 
 #[cfg(test)]
@@ -466,26 +716,12 @@ mod tests {
     }
 
     #[test]
-    fn fusion_is_a_convex_combination_of_normalised_scores() {
-        let pairs = [(0.9, 1.0), (0.8, 9.0), (0.5, 10.0), (0.2, 0.0)];
-        let order = |scores: Vec<f32>| {
-            let mut idx: Vec<usize> = (0..scores.len()).collect();
-            idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-            idx
-        };
-        // Weight 1 is dense order, weight 0 lexical order.
-        assert_eq!(order(fuse(&pairs, 1.0)), vec![0, 1, 2, 3]);
-        assert_eq!(order(fuse(&pairs, 0.0)), vec![2, 1, 0, 3]);
-        // Even weight: second in both beats first in one and far down the other.
-        assert_eq!(order(fuse(&pairs, 0.5))[0], 1);
-        // BM25's scale does not matter, only its spread over the candidates.
-        let scaled: Vec<(f32, f32)> = pairs.iter().map(|&(d, l)| (d, 3.0 * l + 7.0)).collect();
-        let (a, b) = (fuse(&pairs, 0.5), fuse(&scaled, 0.5));
-        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6));
-        // No lexical spread (no shared terms): the dense order decides.
-        let flat: Vec<(f32, f32)> = pairs.iter().map(|&(d, _)| (d, 0.0)).collect();
-        assert_eq!(order(fuse(&flat, 0.5)), vec![0, 1, 2, 3]);
-        assert!(fuse(&[], 0.5).is_empty());
+    fn fusion_keeps_raw_scores_comparable() {
+        // A convex combination: weight 1 is the dense score, 0 the lexical.
+        assert_eq!(fuse(0.8, 0.2, 1.0), 0.8);
+        assert_eq!(fuse(0.8, 0.2, 0.0), 0.2);
+        // No per-query stretching: a weak pair stays weak.
+        assert!(fuse(0.3, 0.05, 0.35) < fuse(0.7, 0.4, 0.35) / 2.0);
     }
 
     #[test]
@@ -524,6 +760,66 @@ mod tests {
             resolve(&lib, "protein folding").unwrap(),
             Resolved::Text { .. }
         ));
+        // Typos resolve: a dropped letter, a plural.
+        assert_eq!(
+            resolve(&lib, "Denoising difusion model for image generation").unwrap(),
+            Resolved::Paper {
+                row: 4,
+                matched_by: "fuzzy title"
+            }
+        );
+        // Shaped like an id, DOI or arXiv id but unknown: an error, not text.
+        for q in [
+            "2401.99999",
+            "arXiv:2401.99999",
+            "10.1234/nothing.here",
+            "vaswani2017attention",
+            "scaling-laws-precision-6fec",
+        ] {
+            let e = resolve(&lib, q).unwrap_err().to_string();
+            assert!(e.contains("no paper with"), "{q}: {e}");
+        }
+        assert!(
+            resolve(&lib, "2401.99999")
+                .unwrap_err()
+                .to_string()
+                .contains("arXiv id 2401.99999")
+        );
+        // Single words and short phrases stay free text.
+        for q in ["transformers", "GPT-4", "graph neural networks"] {
+            assert!(
+                matches!(resolve(&lib, q).unwrap(), Resolved::Text { .. }),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_close_titles_ask_which_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        for (id, t) in [
+            ("a", "Scaling laws for neural language models"),
+            ("b", "Scaling laws for neural language model"),
+            ("c", "Something else entirely about graphs"),
+        ] {
+            w.add_paper(Paper {
+                id: id.into(),
+                title: t.into(),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        w.commit().unwrap();
+        drop(w);
+        let lib = Library::open(dir.path()).unwrap();
+        let e = resolve(&lib, "Scaling laws for neural languag models")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("did you mean") && e.contains("  a  ") && e.contains("  b  "),
+            "{e}"
+        );
     }
 
     #[test]
