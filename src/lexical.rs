@@ -342,14 +342,22 @@ fn sublinear(tf: f32) -> f32 {
     if tf > 0.0 { 1.0 + tf.ln() } else { 0.0 }
 }
 
+/// Largest share of the library a single "why" term may appear in: above
+/// it, words like "iteration", "pattern" or "produce" crowd in.
+const SPECIFIC_TERM: f32 = 0.02;
+/// Largest share for each word of a "why" phrase ("language modeling" is
+/// specific although "language" alone is not).
+const SPECIFIC_PHRASE_WORD: f32 = 0.15;
+
 /// The shared terms and phrases that carry the most weight between a query
 /// and a paper, best first: two-word phrases both contain, then single
 /// terms, each ranked by its contribution to the TF-IDF cosine (weight in
 /// the query x weight in the paper), so a term central to both beats a rare
 /// word each mentions once. Generic words are left out: a single term must
-/// be specific (in at most 5% of the library) and not a bare participle
-/// ("interpreted", "weighted"); both words of a phrase must be in at most a
-/// fifth of the library and the phrase must not start with one.
+/// be specific (in at most [`SPECIFIC_TERM`] of the library) and not a bare
+/// participle ("interpreted", "weighted"); both words of a phrase must be
+/// in at most [`SPECIFIC_PHRASE_WORD`] and the phrase must not start with a
+/// participle.
 pub fn why_related(
     bm: &Bm25,
     query_terms: &[String],
@@ -386,8 +394,8 @@ pub fn why_related(
         .filter(|&(a, b)| {
             a != b
                 && qpairs.contains(&(a, b))
-                && !common(a, 0.2)
-                && !common(b, 0.2)
+                && !common(a, SPECIFIC_PHRASE_WORD)
+                && !common(b, SPECIFIC_PHRASE_WORD)
                 && !participle(a)
         })
         .map(|(a, b)| (contribution(a) + contribution(b), format!("{a} {b}")))
@@ -396,7 +404,7 @@ pub fn why_related(
     phrases.dedup_by(|a, b| a.1 == b.1);
     let mut singles: Vec<(f32, String)> = wd
         .keys()
-        .filter(|t| wq.contains_key(*t) && !common(t, 0.05) && !participle(t))
+        .filter(|t| wq.contains_key(*t) && !common(t, SPECIFIC_TERM) && !participle(t))
         .map(|t| (contribution(t), t.to_string()))
         .collect();
     singles.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));

@@ -541,3 +541,370 @@ fn batch_mode_answers_each_line_and_reports_bad_ones_in_place() {
     assert_eq!(answers[8]["query"]["kind"], "text");
     assert_eq!(ids(&answers[8])[0], "diffusion-1");
 }
+
+/// A library of papers with arXiv ids (dated by them) and one undated paper.
+fn add_dated(dir: &Path) -> PathBuf {
+    let lib = dir.join("lib");
+    let file = dir.join("dated.jsonl");
+    let rows = [
+        (
+            "1905.00001",
+            "Graph networks for molecules",
+            "Message passing on molecular graphs predicts properties.",
+        ),
+        (
+            "2001.00002",
+            "Molecular graph learning",
+            "Graph neural networks learn molecular representations by message passing.",
+        ),
+        (
+            "2106.00003",
+            "Message passing for molecular property prediction",
+            "We predict molecular properties with graph neural networks.",
+        ),
+        (
+            "2203.00004",
+            "Equivariant graph networks for molecules",
+            "Equivariant message passing on molecular graphs.",
+        ),
+        (
+            "2305.00005",
+            "Scaling molecular graph models",
+            "Large graph neural networks for molecules and message passing.",
+        ),
+    ];
+    let mut text: String = rows
+        .iter()
+        .map(|(id, t, a)| {
+            serde_json::json!({"id": id, "title": t, "abstract": a}).to_string() + "\n"
+        })
+        .collect();
+    text.push_str(
+        &(serde_json::json!({"id": "undated-1", "title": "Molecular graphs without a date", "abstract": "Graph neural networks and message passing for molecules."})
+            .to_string()
+            + "\n"),
+    );
+    std::fs::write(&file, text).unwrap();
+    ok(&papermap(
+        &lib,
+        &["--embedder", "hash", "add", file.to_str().unwrap()],
+    ));
+    lib
+}
+
+fn result_ids(v: &serde_json::Value) -> Vec<String> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn prior_and_later_split_by_publication_month_and_keep_undated_papers() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = add_dated(dir.path());
+    let run = |flags: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "--embedder",
+            "hash",
+            "related",
+            "2106.00003",
+            "--json",
+            "-k",
+            "10",
+        ];
+        args.extend_from_slice(flags);
+        serde_json::from_str(&ok(&papermap(&lib, &args))).unwrap()
+    };
+    let prior = run(&["--prior"]);
+    let ids = result_ids(&prior);
+    assert_eq!(prior["direction"], "prior");
+    for id in ["1905.00001", "2001.00002", "undated-1"] {
+        assert!(ids.contains(&id.to_string()), "{ids:?}");
+    }
+    assert!(
+        !ids.iter()
+            .any(|i| i.starts_with("22") || i.starts_with("23")),
+        "{ids:?}"
+    );
+    let undated = prior["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "undated-1")
+        .unwrap();
+    assert_eq!(undated["undated"], true);
+    assert!(undated["date"].is_null());
+    let later = result_ids(&run(&["--later"]));
+    for id in ["2203.00004", "2305.00005", "undated-1"] {
+        assert!(later.contains(&id.to_string()), "{later:?}");
+    }
+    assert!(
+        !later
+            .iter()
+            .any(|i| i.starts_with("19") || i.starts_with("20")),
+        "{later:?}"
+    );
+    // Either way: everything but the query itself.
+    assert_eq!(result_ids(&run(&[])).len(), 5);
+    // The table marks dates and undated papers.
+    let table = ok(&papermap(
+        &lib,
+        &["--embedder", "hash", "related", "2106.00003", "--prior"],
+    ));
+    assert!(
+        table.contains("only earlier work")
+            && table.contains("2019-05")
+            && table.contains("undated"),
+        "{table}"
+    );
+    // Time needs a paper to measure from.
+    fails_with(
+        &papermap(
+            &lib,
+            &[
+                "--embedder",
+                "hash",
+                "related",
+                "molecules and graphs",
+                "--prior",
+            ],
+        ),
+        "need a paper",
+    );
+    fails_with(
+        &papermap(
+            &lib,
+            &["--embedder", "hash", "related", "undated-1", "--later"],
+        ),
+        "no publication date",
+    );
+    // Batch: a line may carry its own direction.
+    let q = dir.path().join("q.jsonl");
+    std::fs::write(&q, "{\"id\": \"2106.00003\", \"direction\": \"later\"}\n{\"id\": \"2106.00003\", \"direction\": \"sideways\"}\n").unwrap();
+    let out = ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "related",
+            "--batch",
+            q.to_str().unwrap(),
+        ],
+    ));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(result_ids(&lines[0]).len(), 3, "{}", lines[0]);
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown direction")
+    );
+}
+
+#[test]
+fn an_unknown_id_is_an_error_not_a_free_text_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = add_dated(dir.path());
+    let o = papermap(&lib, &["--embedder", "hash", "related", "2401.99999"]);
+    fails_with(&o, "no paper with arXiv id 2401.99999 in the library");
+    assert_eq!(o.status.code(), Some(1));
+    fails_with(
+        &papermap(&lib, &["--embedder", "hash", "related", "10.1000/xyz123"]),
+        "no paper with DOI",
+    );
+    fails_with(
+        &papermap(&lib, &["--embedder", "hash", "related", "smith2020graphs"]),
+        "no paper with id",
+    );
+    // A typo in a title still finds the paper; real free text says so.
+    let typo = ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "related",
+            "Message pasing for molecular property predictions",
+        ],
+    ));
+    assert!(
+        typo.contains("[2106.00003] (matched by fuzzy title)"),
+        "{typo}"
+    );
+    let text = ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "related",
+            "molecules and message passing",
+        ],
+    ));
+    assert!(text.contains("taken as free text"), "{text}");
+    // Absurd options are clear errors in every front end.
+    fails_with(
+        &papermap(
+            &lib,
+            &[
+                "--embedder",
+                "hash",
+                "related",
+                "2106.00003",
+                "-k",
+                "99999999999",
+            ],
+        ),
+        "k must be between",
+    );
+    fails_with(
+        &papermap(
+            &lib,
+            &["--embedder", "hash", "related", "2106.00003", "--ef", "0"],
+        ),
+        "--ef must be between",
+    );
+    let q = dir.path().join("q.jsonl");
+    std::fs::write(&q, "{\"id\": \"2106.00003\", \"k\": 0}\n").unwrap();
+    let out = ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "related",
+            "--batch",
+            q.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("k must be between"), "{out}");
+}
+
+#[test]
+fn eval_related_agrees_with_batch_answers_and_eval_topics_reports_agreement() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = add_dated(dir.path());
+    let judged = dir.path().join("judged.jsonl");
+    std::fs::write(
+        &judged,
+        "{\"id\": \"2106.00003\", \"relevant\": [\"2001.00002\", \"1905.00001\"]}\n{\"id\": \"2305.00005\", \"cites\": [\"2203.00004\", \"not-in-library\"]}\n",
+    )
+    .unwrap();
+    let out = ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "eval",
+            "related",
+            "--queries",
+            judged.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = &v[0]["metrics"];
+    assert_eq!(m["queries"], 2);
+    // P@1 by hand from the batch answers of the same settings.
+    let q = dir.path().join("q.jsonl");
+    std::fs::write(&q, "{\"id\": \"2106.00003\"}\n{\"id\": \"2305.00005\"}\n").unwrap();
+    let batch = ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "related",
+            "--batch",
+            q.to_str().unwrap(),
+        ],
+    ));
+    let firsts: Vec<String> = batch
+        .lines()
+        .map(|l| result_ids(&serde_json::from_str(l).unwrap())[0].clone())
+        .collect();
+    let p1 = [
+        ["2001.00002", "1905.00001"].contains(&firsts[0].as_str()),
+        firsts[1] == "2203.00004",
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count() as f64
+        / 2.0;
+    assert!((m["p1"].as_f64().unwrap() - p1).abs() < 1e-9, "{m} vs {p1}");
+    let sweep = ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "eval",
+            "related",
+            "--queries",
+            judged.to_str().unwrap(),
+            "--sweep",
+        ],
+    ));
+    assert_eq!(
+        sweep
+            .lines()
+            .filter(|l| l.trim_start().starts_with("hybrid"))
+            .count(),
+        22,
+        "{sweep}"
+    );
+
+    let labels = dir.path().join("labels.jsonl");
+    std::fs::write(
+        &labels,
+        [
+            "1905.00001",
+            "2001.00002",
+            "2106.00003",
+            "2203.00004",
+            "2305.00005",
+            "undated-1",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            format!(
+                "{{\"id\": \"{id}\", \"label\": \"{}\"}}\n",
+                if i < 3 { "a" } else { "b" }
+            )
+        })
+        .collect::<String>(),
+    )
+    .unwrap();
+    let t = ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "eval",
+            "topics",
+            "--labels",
+            labels.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        t.contains("6 labelled papers, 2 labels, k=2") && t.contains("V-measure"),
+        "{t}"
+    );
+    std::fs::write(&labels, "{\"id\": \"1905.00001\"}\n").unwrap();
+    fails_with(
+        &papermap(
+            &lib,
+            &[
+                "--embedder",
+                "hash",
+                "eval",
+                "topics",
+                "--labels",
+                labels.to_str().unwrap(),
+            ],
+        ),
+        "labels.jsonl:1: needs \"id\" and \"label\"",
+    );
+}
