@@ -116,6 +116,8 @@ impl RepairReport {
                 ));
                 if l.ids.is_empty() {
                     out.push("    no paper id is legible in these bytes".into());
+                } else {
+                    out.push("    ids as they read in the damaged bytes:".into());
                 }
                 for (id, kept) in &l.ids {
                     out.push(format!(
