@@ -75,15 +75,30 @@ fn require_library(root: &Path) -> Result<()> {
     if root.join(MANIFEST).exists() {
         return Ok(());
     }
-    if !repair::log_files(root, "papers").is_empty() {
-        return Err(Error::Corrupt {
-            path: root.to_path_buf(),
-            reason: format!(
-                "{MANIFEST} is missing but the logs are there; `papermap check --repair` rebuilds it from them"
-            ),
-        });
+    if logs_hold_records(root) {
+        return Err(manifest_missing(root));
     }
     no("no MANIFEST.json in it")
+}
+
+/// Whether any log in `root` holds more than its header. A writer writes
+/// the manifest before its first append, so records without a manifest
+/// mean the manifest was lost, not that nothing was committed.
+fn logs_hold_records(root: &Path) -> bool {
+    ["papers", "vectors"].iter().any(|stem| {
+        repair::log_files(root, stem)
+            .iter()
+            .any(|(_, name)| fs::metadata(root.join(name)).is_ok_and(|m| m.len() > log::HEADER_LEN))
+    })
+}
+
+fn manifest_missing(root: &Path) -> Error {
+    Error::Corrupt {
+        path: root.to_path_buf(),
+        reason: format!(
+            "{MANIFEST} is missing but the logs hold records; `papermap check --repair` rebuilds it from them"
+        ),
+    }
 }
 
 fn add_identity(map: &mut HashMap<u64, Vec<usize>>, keys: Vec<String>, row: usize) {
@@ -424,7 +439,7 @@ impl Library {
                 && m.len() > state.bytes.max(log::HEADER_LEN)
             {
                 out.push(format!(
-                    "{}: {} byte(s) past the last commit (an interrupted write)",
+                    "{}: {} byte(s) past the last commit (a write in progress or an interrupted one)",
                     path.display(),
                     m.len() - state.bytes.max(log::HEADER_LEN)
                 ));
@@ -513,6 +528,19 @@ impl Writer {
         fs::create_dir_all(root).at(root)?;
         let lock = LockFile::acquire(root, opts.lock_wait)?;
         let removed = repair::remove_stale_temp_files(root);
+        if !root.join(MANIFEST).exists() {
+            // Without a manifest nothing counts as committed, and opening the
+            // logs would cut them to nothing: refuse if they hold records.
+            if logs_hold_records(root) {
+                return Err(manifest_missing(root));
+            }
+            // A new library: its manifest exists before the first append, so
+            // a crash before the first commit leaves an empty library.
+            let mut m = Manifest::new();
+            m.papers.file = "papers-1.log".into();
+            m.vectors.file = "vectors-1.log".into();
+            m.write(&root.join(MANIFEST))?;
+        }
         let mut lib = Library::open_mode(root, lean)?;
         if !removed.is_empty() {
             lib.warnings.push(format!(
@@ -986,6 +1014,16 @@ mod tests {
         fs::remove_file(dir.path().join(MANIFEST)).unwrap();
         let err = Library::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("check --repair"), "{err}");
+        // A writer must not take the logs for empty (it would cut them).
+        let log_len = fs::metadata(dir.path().join("papers-1.log")).unwrap().len();
+        let Err(err) = Writer::open(dir.path(), &WriteOptions::default()) else {
+            panic!("a writer opened a library whose manifest is missing");
+        };
+        assert!(err.to_string().contains("check --repair"), "{err}");
+        assert_eq!(
+            fs::metadata(dir.path().join("papers-1.log")).unwrap().len(),
+            log_len
+        );
         let r = repair(
             dir.path(),
             &RepairOptions {
@@ -1038,6 +1076,45 @@ mod tests {
         drop(w);
         assert!(!stale.exists());
         assert!(live.exists(), "a live process's temp file is never removed");
+    }
+
+    /// Found by the crash test: a kill before a new library's first commit
+    /// must leave an empty library, not one whose manifest looks lost.
+    #[test]
+    fn a_crash_before_the_first_commit_leaves_an_empty_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        w.add_paper(paper("a", "Alpha", "")).unwrap();
+        w.papers_log.flush().unwrap();
+        std::mem::forget(w); // no drop: as if killed (the lock goes with the process)
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.len(), 0);
+        assert_eq!(lib.leftovers().len(), 1, "{:?}", lib.leftovers());
+    }
+
+    #[test]
+    fn check_repair_removes_dead_temp_files_and_cuts_an_interrupted_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        small_library(dir.path());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!(".MANIFEST.json.tmp.{dead}"));
+        fs::write(&stale, b"{").unwrap();
+        let log = dir.path().join("vectors-1.log");
+        let committed = fs::metadata(&log).unwrap().len();
+        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, &[3u8; 21]).unwrap();
+        drop(f);
+        assert_eq!(Library::open(dir.path()).unwrap().leftovers().len(), 2);
+        let r = repair(dir.path(), &RepairOptions::default()).unwrap();
+        assert_eq!(r.removed_temp_files, vec![stale.clone()]);
+        assert_eq!(r.cut_tails, vec![("vectors-1.log".to_string(), 21)]);
+        assert!(!stale.exists());
+        assert_eq!(fs::metadata(&log).unwrap().len(), committed);
+        let lib = Library::open(dir.path()).unwrap();
+        assert!(lib.leftovers().is_empty());
+        assert_eq!(lib.cached_vectors(), 4);
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct RepairReport {
     /// Vector log rewritten: (new file, records kept, records lost).
     pub vectors_rewritten: Option<(String, u64, u64)>,
     pub removed_temp_files: Vec<PathBuf>,
+    /// Log bytes past the commit cut off: (file, bytes).
+    pub cut_tails: Vec<(String, u64)>,
     /// Damaged originals kept for the user (renamed).
     pub kept_originals: Vec<PathBuf>,
 }
@@ -86,6 +88,7 @@ impl RepairReport {
             && self.papers_rewritten.is_none()
             && self.vectors_rewritten.is_none()
             && self.removed_temp_files.is_empty()
+            && self.cut_tails.is_empty()
     }
 
     /// Lost paper records (ranges of the papers log).
@@ -149,6 +152,11 @@ impl RepairReport {
             out.push(format!(
                 "kept the damaged original as {} (remove it when you no longer need it)",
                 p.display()
+            ));
+        }
+        for (file, n) in &self.cut_tails {
+            out.push(format!(
+                "cut {n} byte(s) an interrupted write left past the last commit of {file}"
             ));
         }
         if !self.removed_temp_files.is_empty() {
@@ -228,10 +236,10 @@ pub fn repair(root: &Path, opts: &RepairOptions) -> Result<RepairReport> {
     let mut m = match Manifest::inspect(root, &manifest_path)? {
         Read::Intact(m) => m,
         Read::Missing => {
-            if log_files(root, "papers").is_empty() {
+            if !super::logs_hold_records(root) {
                 return Err(Error::NoLibrary {
                     path: root.to_path_buf(),
-                    reason: "no MANIFEST.json and no papers log in it".into(),
+                    reason: "no MANIFEST.json and no records in it".into(),
                 });
             }
             report.manifest_rebuilt = Some(format!("{MANIFEST} was missing"));
@@ -251,6 +259,22 @@ pub fn repair(root: &Path, opts: &RepairOptions) -> Result<RepairReport> {
     }
     repair_papers(root, &mut m, &mut report)?;
     repair_vectors(root, &mut m, &mut report)?;
+    // What an interrupted write left past the commit (the lock is held, so
+    // no writer is appending).
+    for state in [&m.papers, &m.vectors] {
+        let path = root.join(&state.file);
+        let keep = state.bytes.max(log::HEADER_LEN);
+        if let Ok(meta) = fs::metadata(&path)
+            && meta.len() > keep
+        {
+            let f = fs::OpenOptions::new().write(true).open(&path).at(&path)?;
+            f.set_len(keep).at(&path)?;
+            f.sync_all().at(&path)?;
+            report
+                .cut_tails
+                .push((state.file.clone(), meta.len() - keep));
+        }
+    }
     Ok(report)
 }
 
