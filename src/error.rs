@@ -38,6 +38,11 @@ pub enum Error {
         hint: &'static str,
     },
 
+    #[error(
+        "no library at {path} ({reason}); add papers first (papermap add FILES) or pass --library DIR"
+    )]
+    NoLibrary { path: PathBuf, reason: String },
+
     #[error("library {path} is damaged: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 

@@ -53,6 +53,7 @@ pub fn add(
     // number of papers, not their text); embedding then opens the library
     // in full. The lock is released in between: another writer may slip in,
     // which is harmless since both steps work from what is committed.
+    crate::ingest::check_inputs(paths)?;
     let mut w = Writer::open_for_ingest(root, &opts.write)?;
     let mut report = AddReport {
         warnings: w.warnings.clone(),

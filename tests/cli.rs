@@ -379,11 +379,18 @@ fn damaged_library_is_detected_and_repaired() {
     fails_with(&o, "record 0 at byte 8: checksum mismatch");
     let o = papermap(&lib, &["check", "--repair"]);
     ok(&o);
+    // Issue 21: the 11 intact papers are kept, the lost one is named.
     assert!(
-        stderr(&o).contains("without 1 damaged record"),
+        stderr(&o).contains("11 intact record(s) kept, 1 damaged range(s) lost"),
         "{}",
         stderr(&o)
     );
+    assert!(
+        stderr(&o).contains("lost a record of paper \"quant-1\""),
+        "{}",
+        stderr(&o)
+    );
+    assert!(lib.join("papers-1.log.damaged").exists());
     add_mini(&lib);
     let status = ok(&papermap(&lib, &["status"]));
     assert!(status.contains("papers: 12"), "{status}");

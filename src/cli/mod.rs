@@ -196,12 +196,6 @@ fn open_library(cfg: &Config) -> Result<Library> {
 }
 
 fn open_library_without_vectors(cfg: &Config) -> Result<Library> {
-    if !cfg.library.join("MANIFEST.json").exists() {
-        bail!(
-            "no library at {} (add papers first: papermap add FILES, or pass --library DIR)",
-            cfg.library.display()
-        );
-    }
     Ok(Library::open_without_vectors(&cfg.library)?)
 }
 
@@ -733,9 +727,6 @@ fn run_batch(
 }
 
 fn list(cfg: &Config) -> Result<()> {
-    if !cfg.library.join("MANIFEST.json").exists() {
-        return Ok(());
-    }
     let lib = Library::open(&cfg.library)?;
     let model = lib.manifest().model.as_ref().map(|m| m.id.clone());
     let mut s = String::with_capacity(lib.len() * 80);
@@ -756,9 +747,6 @@ fn list(cfg: &Config) -> Result<()> {
 }
 
 fn status(cfg: &Config) -> Result<()> {
-    if !cfg.library.join("MANIFEST.json").exists() {
-        return out(&format!("no library at {}", cfg.library.display()));
-    }
     let lib = Library::open(&cfg.library)?;
     let m = lib.manifest();
     let no_abs = lib.papers().iter().filter(|p| !p.has_abstract()).count();
@@ -800,24 +788,20 @@ fn status(cfg: &Config) -> Result<()> {
 
 fn check(cfg: &Config, repair: bool) -> Result<()> {
     if repair {
-        let lost = papermap::store::repair(&cfg.library, &cfg.write)?;
-        if lost.is_empty() {
-            eprintln!("papers log intact; nothing to repair");
-        } else {
-            eprintln!(
-                "rewrote the papers log without {} damaged record(s):",
-                lost.len()
-            );
-            for l in &lost {
-                eprintln!("  {l}");
-            }
-            eprintln!("add the files they came from again to restore them");
+        let opts = papermap::store::RepairOptions {
+            lock_wait: cfg.write.lock_wait,
+            // Candidates for a manifest rebuilt from the logs.
+            known_models: vec![
+                papermap::embed::assets::manifest().id,
+                HashEmbedder::new(1).id().to_string(),
+            ],
+        };
+        let r = papermap::store::repair(&cfg.library, &opts)?;
+        if r.nothing_done() {
+            eprintln!("library intact; nothing to repair");
         }
-        // Opening a writer rewrites a damaged vector cache; derived files
-        // are checked against their stamps when next used.
-        let w = Writer::open(&cfg.library, &cfg.write)?;
-        for warn in &w.warnings {
-            eprintln!("{warn}");
+        for line in r.lines() {
+            eprintln!("{line}");
         }
         return Ok(());
     }
@@ -828,6 +812,16 @@ fn check(cfg: &Config, repair: bool) -> Result<()> {
         problems.push(format!(
             "{missing} paper(s) have no vector (run `papermap embed`)"
         ));
+    }
+    // Not problems (nothing committed is affected) but worth knowing.
+    for d in lib.derived_problems() {
+        eprintln!(
+            "note: {}: {}; it will be rebuilt when next needed",
+            d.file, d.state
+        );
+    }
+    for l in lib.leftovers() {
+        eprintln!("note: {l}; cleaned up by the next add/embed or `check --repair`");
     }
     if problems.is_empty() {
         out(&format!(

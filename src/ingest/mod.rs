@@ -368,12 +368,54 @@ fn finish(mut p: Paper) -> std::result::Result<Paper, String> {
     Ok(p)
 }
 
+/// Refuses, before anything is read or stored, any input that is not a
+/// regular file: reading a device (`/dev/zero`) or a FIFO would never end or
+/// block, a directory has no records. Symlinks to regular files are fine.
+pub fn check_inputs(paths: &[PathBuf]) -> Result<()> {
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_file() {
+            continue;
+        }
+        let t = meta.file_type();
+        #[cfg(unix)]
+        let kind = {
+            use std::os::unix::fs::FileTypeExt;
+            if t.is_dir() {
+                "a directory"
+            } else if t.is_char_device() {
+                "a character device"
+            } else if t.is_block_device() {
+                "a block device"
+            } else if t.is_fifo() {
+                "a FIFO (named pipe)"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            }
+        };
+        #[cfg(not(unix))]
+        let kind = if t.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::Input {
+            path: path.clone(),
+            reason: format!("is {kind}; papermap reads records only from regular files"),
+        });
+    }
+    Ok(())
+}
+
 /// Reads `paths` into the library. Returns one report per file.
 pub fn ingest(
     writer: &mut Writer,
     paths: &[PathBuf],
     opts: &IngestOptions,
 ) -> Result<Vec<FileReport>> {
+    check_inputs(paths)?;
     let mut reports = Vec::with_capacity(paths.len());
     for path in paths {
         if opts.strict {

@@ -5,7 +5,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +47,39 @@ pub struct ModelStamp {
     pub dim: usize,
 }
 
-#[derive(Serialize, Deserialize)]
+/// What `Manifest::inspect` found.
+#[derive(Debug, PartialEq)]
+pub enum Read {
+    Missing,
+    Intact(Manifest),
+    /// Unreadable or failing its checksum: the reason.
+    Damaged(String),
+}
+
+/// JSON text without the whitespace between tokens (strings untouched): the
+/// compact form the checksum is computed over.
+fn minify(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
 struct Envelope {
     manifest: Manifest,
     crc32: String,
@@ -64,25 +96,69 @@ impl Manifest {
         }
     }
 
-    /// Reads and checks the manifest; `Ok(None)` when the library has none yet.
+    /// Reads and checks the manifest; `Ok(None)` when the library has none
+    /// yet. A damaged one is an error that says how to rebuild it.
     pub fn read(lib: &Path, path: &Path) -> Result<Option<Manifest>> {
-        let text = match fs::read_to_string(path) {
+        match Self::inspect(lib, path)? {
+            Read::Missing => Ok(None),
+            Read::Intact(m) => Ok(Some(m)),
+            Read::Damaged(reason) => Err(Error::Corrupt {
+                path: lib.to_path_buf(),
+                reason: format!(
+                    "{}: {reason}. The logs describe themselves: `papermap check --repair` rebuilds the manifest from them",
+                    path.display()
+                ),
+            }),
+        }
+    }
+
+    /// Reads the manifest and tells damage (which `check --repair` can
+    /// rebuild from the logs) from a format this build cannot read (an
+    /// error) and from its absence. The checksum is verified before any
+    /// field is trusted, so a flipped version digit reads as damage, not as
+    /// a newer format: it is computed over the manifest object as written,
+    /// with the pretty-printing whitespace removed, which needs no knowledge
+    /// of the fields and so holds for any version.
+    pub fn inspect(lib: &Path, path: &Path) -> Result<Read> {
+        let bytes = match fs::read(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Read::Missing),
             Err(e) => return Err(Error::io(path, e)),
         };
+        #[derive(Deserialize)]
+        struct RawEnvelope<'a> {
+            #[serde(borrow)]
+            manifest: &'a serde_json::value::RawValue,
+            crc32: String,
+        }
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Ok(Read::Damaged("not valid UTF-8".into()));
+        };
+        let env: RawEnvelope = match serde_json::from_str(text) {
+            Ok(e) => e,
+            Err(e) => return Ok(Read::Damaged(format!("not valid JSON ({e})"))),
+        };
+        let crc = format!(
+            "{:08x}",
+            crc32fast::hash(minify(env.manifest.get()).as_bytes())
+        );
+        if crc != env.crc32 {
+            return Ok(Read::Damaged(format!(
+                "checksum mismatch (stored {:?}, computed {crc})",
+                env.crc32
+            )));
+        }
         let corrupt = |reason: String| Error::Corrupt {
             path: lib.to_path_buf(),
             reason: format!("{}: {reason}", path.display()),
         };
         // Check the version before the full shape, so that a newer format
         // gets a version message rather than a parse error.
-        let raw: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
-        let m = &raw["manifest"];
-        let version = m["version"].as_u64().unwrap_or(0) as u32;
-        let min_reader = m["min_reader_version"].as_u64().unwrap_or(0) as u32;
-        if m["format"] != "papermap-library" {
+        let raw: serde_json::Value = serde_json::from_str(env.manifest.get())
+            .map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
+        let version = raw["version"].as_u64().unwrap_or(0) as u32;
+        let min_reader = raw["min_reader_version"].as_u64().unwrap_or(0) as u32;
+        if raw["format"] != "papermap-library" {
             return Err(corrupt("not a papermap manifest".into()));
         }
         if min_reader > FORMAT_VERSION || version < OLDEST_READABLE {
@@ -98,17 +174,9 @@ impl Manifest {
                 },
             });
         }
-        let env: Envelope = serde_json::from_value(raw)
+        let m: Manifest = serde_json::from_value(raw)
             .map_err(|e| corrupt(format!("unexpected content ({e})")))?;
-        let body = serde_json::to_string(&env.manifest).expect("manifest serialises");
-        let crc = format!("{:08x}", crc32fast::hash(body.as_bytes()));
-        if crc != env.crc32 {
-            return Err(corrupt(format!(
-                "checksum mismatch (stored {}, computed {crc})",
-                env.crc32
-            )));
-        }
-        Ok(Some(env.manifest))
+        Ok(Read::Intact(m))
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
@@ -153,19 +221,66 @@ pub fn read_checked_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<
 }
 
 /// Writes `bytes` to `path` so that readers see either the old or the new
-/// content, never a mix: temp file in the same directory, fsync, rename, fsync
-/// the directory.
+/// content, never a mix: temp file in the same directory (named by
+/// `temp_path`), fsync, rename, fsync the directory. On failure (a full
+/// disk) the temp file is removed at once.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    {
+    let tmp = temp_path(path);
+    let written = (|| {
         let mut f = File::create(&tmp).at(&tmp)?;
         f.write_all(bytes).at(&tmp)?;
         f.sync_all().at(&tmp)?;
+        fs::rename(&tmp, path).at(path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, path).at(path)?;
+    written?;
     sync_dir(dir)
+}
+
+/// The temp file a write of `path` goes through: `.NAME.tmp.PID`, in the
+/// same directory (a rename never crosses file systems). The pid lets the
+/// next writer tell a dead process's leftover from a live one's file.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    dir.join(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// Temp files (`.NAME.tmp.PID`) in `dir` whose process is gone: what a
+/// crash or a full disk left behind. A live process's file is never listed
+/// (its pid is checked in /proc); nor is any file where liveness cannot be
+/// checked (no /proc).
+pub fn stale_temp_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let pid: u32 = name
+                .strip_prefix('.')?
+                .rsplit_once(".tmp.")?
+                .1
+                .parse()
+                .ok()?;
+            (e.file_type().ok()?.is_file() && !pid_alive(pid)).then(|| e.path())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether process `pid` exists. Without /proc (not Linux) every process
+/// counts as alive, so nothing is ever removed by mistake.
+pub fn pid_alive(pid: u32) -> bool {
+    if pid == std::process::id() || !Path::new("/proc/self").exists() {
+        return true;
+    }
+    Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// Makes a rename or file creation in `dir` durable.
@@ -215,5 +330,40 @@ mod tests {
         m.write(&p).unwrap();
         let err = Manifest::read(dir.path(), &p).unwrap_err().to_string();
         assert!(err.contains("upgrade papermap"), "{err}");
+    }
+
+    /// Every single-byte flip of a manifest is either caught (damage) or
+    /// harmless (the very same manifest reads back): a flipped version digit
+    /// reads as damage, never as a newer format.
+    #[test]
+    fn no_flip_of_a_manifest_reads_as_a_different_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("MANIFEST.json");
+        let mut m = Manifest::new();
+        m.generation = 12;
+        m.papers = LogState {
+            file: "papers 1 \"x\".log".into(),
+            bytes: 4096,
+            records: 17,
+        };
+        m.model = Some(ModelStamp {
+            id: "all-MiniLM-L6-v2".into(),
+            dim: 384,
+        });
+        m.write(&p).unwrap();
+        assert_eq!(Manifest::read(dir.path(), &p).unwrap(), Some(m.clone()));
+        let clean = fs::read(&p).unwrap();
+        for i in 0..clean.len() {
+            for mask in [0x01u8, 0x02, 0x08, 0x20, 0x80] {
+                let mut b = clean.clone();
+                b[i] ^= mask;
+                fs::write(&p, &b).unwrap();
+                match Manifest::inspect(dir.path(), &p).unwrap() {
+                    Read::Damaged(_) => {}
+                    Read::Intact(got) => assert_eq!(got, m, "byte {i} mask {mask:#x}"),
+                    Read::Missing => panic!("missing"),
+                }
+            }
+        }
     }
 }

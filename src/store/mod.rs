@@ -13,9 +13,11 @@
 //! is committed.
 
 pub mod codec;
+pub mod derived;
 mod lock;
 pub mod log;
 pub mod manifest;
+mod repair;
 
 use std::collections::HashMap;
 use std::fs;
@@ -29,6 +31,7 @@ use crate::paper::Paper;
 pub use lock::LockFile;
 use log::{Appender, Damage};
 pub use manifest::{FORMAT_VERSION, LogState, Manifest, ModelStamp};
+pub use repair::{LostRange, RepairOptions, RepairReport, repair};
 
 const PAPERS_MAGIC: &[u8; 8] = b"PMPAPER1";
 const VECTORS_MAGIC: &[u8; 8] = b"PMVECTR1";
@@ -38,6 +41,64 @@ const MANIFEST: &str = "MANIFEST.json";
 /// library size (1e-8 at half a million papers). In memory only.
 fn key_hash(key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+}
+
+/// Whether a payload is a paper record (resynchronisation rules out chance
+/// checksum matches with it).
+fn is_paper(payload: &[u8]) -> bool {
+    serde_json::from_slice::<Paper>(payload).is_ok()
+}
+
+/// Whether a payload is a vector record of `dim` dimensions (any size when
+/// the dimension is not known).
+fn is_vector(payload: &[u8], dim: usize) -> bool {
+    payload.len() > 16
+        && (payload.len() - 16).is_multiple_of(4)
+        && (dim == 0 || payload.len() == 16 + 4 * dim)
+}
+
+/// Readers need a library: a directory holding a manifest. A manifest
+/// missing beside its logs is damage, with the way to rebuild it.
+fn require_library(root: &Path) -> Result<()> {
+    let no = |reason: &str| {
+        Err(Error::NoLibrary {
+            path: root.to_path_buf(),
+            reason: reason.into(),
+        })
+    };
+    match fs::metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return no("no such directory"),
+        Err(e) => return Err(Error::io(root, e)),
+        Ok(m) if !m.is_dir() => return no("not a directory"),
+        Ok(_) => {}
+    }
+    if root.join(MANIFEST).exists() {
+        return Ok(());
+    }
+    if logs_hold_records(root) {
+        return Err(manifest_missing(root));
+    }
+    no("no MANIFEST.json in it")
+}
+
+/// Whether any log in `root` holds more than its header. A writer writes
+/// the manifest before its first append, so records without a manifest
+/// mean the manifest was lost, not that nothing was committed.
+fn logs_hold_records(root: &Path) -> bool {
+    ["papers", "vectors"].iter().any(|stem| {
+        repair::log_files(root, stem)
+            .iter()
+            .any(|(_, name)| fs::metadata(root.join(name)).is_ok_and(|m| m.len() > log::HEADER_LEN))
+    })
+}
+
+fn manifest_missing(root: &Path) -> Error {
+    Error::Corrupt {
+        path: root.to_path_buf(),
+        reason: format!(
+            "{MANIFEST} is missing but the logs hold records; `papermap check --repair` rebuilds it from them"
+        ),
+    }
 }
 
 fn add_identity(map: &mut HashMap<u64, Vec<usize>>, keys: Vec<String>, row: usize) {
@@ -105,9 +166,11 @@ pub struct Library {
 }
 
 impl Library {
-    /// Opens a library for reading. A directory without a manifest is an
-    /// empty library.
+    /// Opens a library for reading. A path that is not a directory holding
+    /// a manifest is an error (`NoLibrary`), and so is a manifest missing
+    /// beside its logs (`check --repair` rebuilds it).
     pub fn open(root: &Path) -> Result<Library> {
+        require_library(root)?;
         let mut lib = Self::open_mode(root, false)?;
         lib.load_vectors()?;
         Ok(lib)
@@ -119,6 +182,7 @@ impl Library {
     /// was a third of a `related` command). Until `load_vectors` is called,
     /// `vector` finds nothing.
     pub fn open_without_vectors(root: &Path) -> Result<Library> {
+        require_library(root)?;
         Self::open_mode(root, false)
     }
 
@@ -162,6 +226,7 @@ impl Library {
             &path,
             PAPERS_MAGIC,
             committed,
+            &is_paper,
             &mut |record, offset, payload| {
                 let paper: Paper = serde_json::from_slice(payload).map_err(|e| Error::Corrupt {
                     path: root.clone(),
@@ -181,7 +246,7 @@ impl Library {
         Error::Corrupt {
             path: self.root.clone(),
             reason: format!(
-                "{}: record {} at byte {}: {} ({count} damaged record(s) in all). \
+                "{}: record {} at byte {}: {} ({count} damaged place(s) in all). \
                  Run `papermap check --repair` to keep every intact paper and list the lost ones",
                 path.display(),
                 d.record,
@@ -199,15 +264,27 @@ impl Library {
         }
         self.vectors_loaded = true;
         let path = self.root.join(&self.manifest.vectors.file);
-        let scan = log::scan(&path, VECTORS_MAGIC, self.manifest.vectors.bytes)?;
+        let dim = self.dim;
+        let scan = log::scan(
+            &path,
+            VECTORS_MAGIC,
+            self.manifest.vectors.bytes,
+            &|p: &[u8]| is_vector(p, dim),
+        )?;
         for d in &scan.damage {
             self.vectors_damaged = true;
             self.warnings.push(format!(
-                "{}: vector record {} at byte {}: {}; the affected papers will be embedded again",
+                "{}: vector record {} at bytes {}..{}: {}{}",
                 path.display(),
                 d.record,
                 d.offset,
-                d.reason
+                d.end,
+                d.reason,
+                if d.recovered {
+                    "; the log will be rewritten"
+                } else {
+                    "; the affected papers will be embedded again"
+                }
             ));
         }
         for (record, payload) in scan.payloads {
@@ -343,6 +420,39 @@ impl Library {
         self.root.join("derived")
     }
 
+    /// What interrupted writes left behind that the next writer (or
+    /// `check --repair`) cleans up: temp files of dead processes and log
+    /// bytes past the last commit. Harmless to readers, listed by `check`.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for dir in [self.root.clone(), self.derived_dir()] {
+            for p in manifest::stale_temp_files(&dir) {
+                out.push(format!(
+                    "{}: temp file of a papermap process that is gone",
+                    p.display()
+                ));
+            }
+        }
+        for state in [&self.manifest.papers, &self.manifest.vectors] {
+            let path = self.root.join(&state.file);
+            if let Ok(m) = fs::metadata(&path)
+                && m.len() > state.bytes.max(log::HEADER_LEN)
+            {
+                out.push(format!(
+                    "{}: {} byte(s) past the last commit (a write in progress or an interrupted one)",
+                    path.display(),
+                    m.len() - state.bytes.max(log::HEADER_LEN)
+                ));
+            }
+        }
+        out
+    }
+
+    /// Derived files that are damaged or stale (rebuilt when next needed).
+    pub fn derived_problems(&self) -> Vec<derived::DerivedProblem> {
+        derived::inspect(&self.derived_dir(), &self.fingerprint())
+    }
+
     /// A fingerprint of what derived files depend on: the paper order and
     /// each paper's embedded text under the current model.
     pub fn fingerprint(&self) -> String {
@@ -417,7 +527,32 @@ impl Writer {
     fn open_mode(root: &Path, opts: &WriteOptions, lean: bool) -> Result<Writer> {
         fs::create_dir_all(root).at(root)?;
         let lock = LockFile::acquire(root, opts.lock_wait)?;
+        let removed = repair::remove_stale_temp_files(root);
+        if !root.join(MANIFEST).exists() {
+            // Without a manifest nothing counts as committed, and opening the
+            // logs would cut them to nothing: refuse if they hold records.
+            if logs_hold_records(root) {
+                return Err(manifest_missing(root));
+            }
+            // A new library: its manifest exists before the first append, so
+            // a crash before the first commit leaves an empty library.
+            let mut m = Manifest::new();
+            m.papers.file = "papers-1.log".into();
+            m.vectors.file = "vectors-1.log".into();
+            m.write(&root.join(MANIFEST))?;
+        }
         let mut lib = Library::open_mode(root, lean)?;
+        if !removed.is_empty() {
+            lib.warnings.push(format!(
+                "removed {} temp file(s) left by a papermap process that is gone: {}",
+                removed.len(),
+                removed
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if !lean {
             lib.load_vectors()?;
         }
@@ -543,8 +678,11 @@ impl Writer {
 
     /// Makes everything added so far durable and visible: logs fsynced, then
     /// the manifest replaced atomically.
+    /// The in-memory manifest changes only once the new one is on disk, and
+    /// only then are the appended bytes counted as committed (a failed
+    /// commit's tail is cut when the writer is dropped).
     pub fn commit(&mut self) -> Result<()> {
-        let m = &mut self.lib.manifest;
+        let mut m = self.lib.manifest.clone();
         m.papers.bytes = self.papers_log.sync()?;
         m.papers.records += self.pending_papers;
         m.vectors.bytes = self.vectors_log.sync()?;
@@ -552,9 +690,13 @@ impl Writer {
         m.generation += 1;
         m.version = manifest::FORMAT_VERSION;
         m.writer = format!("papermap {}", env!("CARGO_PKG_VERSION"));
+        m.write(&self.lib.root.join(MANIFEST))?;
+        self.papers_log.mark_committed(m.papers.bytes);
+        self.vectors_log.mark_committed(m.vectors.bytes);
+        self.lib.manifest = m;
         self.pending_papers = 0;
         self.pending_vectors = 0;
-        m.write(&self.lib.root.join(MANIFEST))
+        Ok(())
     }
 }
 
@@ -574,13 +716,18 @@ fn compact_vectors(lib: &mut Library) -> Result<()> {
         }
         app.append(&payload)?;
     }
-    lib.manifest.vectors = LogState {
+    let bytes = app.sync()?;
+    let mut m = lib.manifest.clone();
+    m.vectors = LogState {
         file: next,
-        bytes: app.sync()?,
+        bytes,
         records: rows.len() as u64,
     };
-    lib.manifest.generation += 1;
-    lib.manifest.write(&lib.root.join(MANIFEST))?;
+    m.generation += 1;
+    m.write(&lib.root.join(MANIFEST))?;
+    app.mark_committed(bytes);
+    lib.manifest = m;
+    // The vector log is a cache: every intact record is in the new file.
     let _ = fs::remove_file(lib.root.join(old));
     lib.warnings.push(format!(
         "vector cache rewritten from its {} intact records",
@@ -590,52 +737,7 @@ fn compact_vectors(lib: &mut Library) -> Result<()> {
     Ok(())
 }
 
-/// Salvages a library whose paper log is damaged: keeps every intact record,
-/// writes a fresh log and returns a description of each lost record.
-pub fn repair(root: &Path, opts: &WriteOptions) -> Result<Vec<String>> {
-    let _lock = LockFile::acquire(root, opts.lock_wait)?;
-    let Some(mut m) = Manifest::read(root, &root.join(MANIFEST))? else {
-        return Ok(Vec::new());
-    };
-    let path = root.join(&m.papers.file);
-    let scan = log::scan(&path, PAPERS_MAGIC, m.papers.bytes)?;
-    if scan.damage.is_empty() {
-        return Ok(Vec::new());
-    }
-    let lost: Vec<String> = scan
-        .damage
-        .iter()
-        .map(|d| {
-            format!(
-                "{} record {} at byte {}: {}",
-                path.display(),
-                d.record,
-                d.offset,
-                d.reason
-            )
-        })
-        .collect();
-    let next = next_log_name("papers", &m.papers.file);
-    let mut app = Appender::open(&root.join(&next), PAPERS_MAGIC, 0)?;
-    let mut kept = 0u64;
-    for (_, payload) in &scan.payloads {
-        if serde_json::from_slice::<Paper>(payload).is_ok() {
-            app.append(payload)?;
-            kept += 1;
-        }
-    }
-    m.papers = LogState {
-        file: next,
-        bytes: app.sync()?,
-        records: kept,
-    };
-    m.generation += 1;
-    m.write(&root.join(MANIFEST))?;
-    let _ = fs::remove_file(&path);
-    Ok(lost)
-}
-
-fn next_log_name(stem: &str, current: &str) -> String {
+pub(crate) fn next_log_name(stem: &str, current: &str) -> String {
     let n: u64 = current
         .strip_prefix(&format!("{stem}-"))
         .and_then(|s| s.strip_suffix(".log"))
@@ -760,7 +862,7 @@ mod tests {
     }
 
     #[test]
-    fn damaged_paper_is_reported_then_repaired() {
+    fn damaged_paper_is_reported_then_repaired_keeping_the_original() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
         for i in 0..3 {
@@ -771,16 +873,271 @@ mod tests {
         drop(w);
         let p = dir.path().join("papers-1.log");
         let mut bytes = fs::read(&p).unwrap();
-        bytes[8 + 8 + 5] ^= 0x20; // first record's payload
+        bytes[8 + 8 + 20] ^= 0x20; // first record's payload
         fs::write(&p, bytes).unwrap();
         let err = Library::open(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("record 0 at byte 8: checksum mismatch"),
             "{err}"
         );
-        let lost = repair(dir.path(), &WriteOptions::default()).unwrap();
-        assert_eq!(lost.len(), 1);
+        let r = repair(dir.path(), &RepairOptions::default()).unwrap();
+        let lost: Vec<_> = r.lost_papers().collect();
+        assert_eq!(lost.len(), 1, "{:?}", r.lines());
+        assert_eq!(lost[0].ids, vec![("p0".to_string(), false)]);
+        assert_eq!(lost[0].offset, 8);
+        assert!(dir.path().join("papers-1.log.damaged").exists());
         let lib = Library::open(dir.path()).unwrap();
-        assert_eq!(lib.len(), 2);
+        let ids: Vec<&str> = lib.papers().iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, vec!["p1", "p2"]);
+    }
+
+    /// A small library: four papers (one with authors), each with a 2-d
+    /// vector keyed under model "m".
+    fn small_library(root: &Path) -> Vec<(Paper, Vec<f32>)> {
+        let mut w = Writer::open(root, &WriteOptions::default()).unwrap();
+        w.set_model("m", 2).unwrap();
+        let mut out = Vec::new();
+        for i in 0..4 {
+            let mut p = paper(&format!("p{i}"), &format!("T{i}"), &format!("a{i}"));
+            if i == 1 {
+                p.authors = vec!["Ada Lovelace".into()];
+            }
+            let v = vec![i as f32, 1.0 - i as f32];
+            w.add_paper(p.clone()).unwrap();
+            w.put_vector(vec_key("m", &p.embed_text()), &v).unwrap();
+            out.push((p, v));
+        }
+        w.commit().unwrap();
+        out
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for e in fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    /// Byte ranges of each frame's payload in a clean log.
+    fn payload_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut at = 8;
+        while at < bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            out.push(at + 8..at + 8 + len);
+            at += 8 + len;
+        }
+        out
+    }
+
+    /// The damage matrix in small: every byte of the papers log, the vector
+    /// log and the manifest flipped in turn; after `repair` every record
+    /// whose payload was not hit is there, with its full content, and the
+    /// model is found again when the manifest was rebuilt.
+    #[test]
+    fn repair_keeps_every_intact_record_after_any_single_byte_flip() {
+        let base = tempfile::tempdir().unwrap();
+        let clean = base.path().join("clean");
+        let want = small_library(&clean);
+        let opts = RepairOptions {
+            known_models: vec!["other".into(), "m".into()],
+            ..Default::default()
+        };
+        for file in ["papers-1.log", "vectors-1.log", MANIFEST] {
+            let original = fs::read(clean.join(file)).unwrap();
+            let ranges = if file.ends_with(".log") {
+                payload_ranges(&original)
+            } else {
+                Vec::new()
+            };
+            for i in 0..original.len() {
+                let mask = [0x01u8, 0x80, 0x5a, 0xff][i % 4];
+                let lib = base.path().join(format!("t-{file}-{i}"));
+                copy_dir(&clean, &lib);
+                let mut b = original.clone();
+                b[i] ^= mask;
+                fs::write(lib.join(file), &b).unwrap();
+                let hit = ranges.iter().position(|r| r.contains(&i));
+                let r = repair(&lib, &opts)
+                    .unwrap_or_else(|e| panic!("{file} byte {i}: repair failed: {e}"));
+                let got = Library::open(&lib)
+                    .unwrap_or_else(|e| panic!("{file} byte {i}: {e}\n{:#?}", r.lines()));
+                let ctx = format!("{file} byte {i} mask {mask:#x}: {:#?}", r.lines());
+                let lost_paper = file.starts_with("papers").then_some(hit).flatten();
+                let lost_vector = file.starts_with("vectors").then_some(hit).flatten();
+                let papers: Vec<&Paper> = want
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| Some(*k) != lost_paper)
+                    .map(|(_, (p, _))| p)
+                    .collect();
+                assert_eq!(got.papers().iter().collect::<Vec<_>>(), papers, "{ctx}");
+                assert_eq!(
+                    got.manifest().model,
+                    Some(ModelStamp {
+                        id: "m".into(),
+                        dim: 2
+                    }),
+                    "{ctx}"
+                );
+                for (k, (p, v)) in want.iter().enumerate() {
+                    let stored = got.vector(&vec_key("m", &p.embed_text()));
+                    if Some(k) == lost_vector {
+                        assert_eq!(stored, None, "{ctx}");
+                    } else {
+                        assert_eq!(stored, Some(v.as_slice()), "{ctx}");
+                    }
+                }
+                assert!(got.warnings.is_empty(), "{ctx}: {:?}", got.warnings);
+                if let Some(k) = lost_paper {
+                    let ids: Vec<_> = r.lost_papers().flat_map(|l| l.ids.clone()).collect();
+                    assert_eq!(r.lost_papers().count(), 1, "{ctx}");
+                    // The id is legible unless the flip hit it.
+                    if ids.is_empty() || ids[0].0 != format!("p{k}") {
+                        assert!(i < ranges[k].start + 16, "{ctx}: {ids:?}");
+                    }
+                } else {
+                    assert_eq!(r.lost_papers().count(), 0, "{ctx}");
+                }
+                fs::remove_dir_all(&lib).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_manifest_is_rebuilt_and_a_non_library_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = small_library(dir.path());
+        fs::remove_file(dir.path().join(MANIFEST)).unwrap();
+        let err = Library::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("check --repair"), "{err}");
+        // A writer must not take the logs for empty (it would cut them).
+        let log_len = fs::metadata(dir.path().join("papers-1.log")).unwrap().len();
+        let Err(err) = Writer::open(dir.path(), &WriteOptions::default()) else {
+            panic!("a writer opened a library whose manifest is missing");
+        };
+        assert!(err.to_string().contains("check --repair"), "{err}");
+        assert_eq!(
+            fs::metadata(dir.path().join("papers-1.log")).unwrap().len(),
+            log_len
+        );
+        let r = repair(
+            dir.path(),
+            &RepairOptions {
+                known_models: vec!["m".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(r.manifest_rebuilt.is_some());
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.len(), want.len());
+        assert_eq!(lib.cached_vectors(), want.len());
+
+        let nothing = dir.path().join("nothing-here");
+        for e in [
+            Library::open(&nothing).unwrap_err(),
+            Library::open(&dir.path().join(MANIFEST)).unwrap_err(),
+            repair(&nothing, &RepairOptions::default()).unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::NoLibrary { .. }), "{e}");
+        }
+        fs::create_dir(&nothing).unwrap();
+        assert!(matches!(
+            Library::open(&nothing).unwrap_err(),
+            Error::NoLibrary { .. }
+        ));
+    }
+
+    #[test]
+    fn temp_files_of_dead_processes_are_removed_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        small_library(dir.path());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let derived = dir.path().join("derived");
+        fs::create_dir_all(&derived).unwrap();
+        let stale = derived.join(format!(".vectors.f32.tmp.{dead}"));
+        let live = dir
+            .path()
+            .join(format!(".MANIFEST.json.tmp.{}", std::process::id()));
+        fs::write(&stale, b"half a matrix").unwrap();
+        fs::write(&live, b"being written").unwrap();
+        let lib = Library::open(dir.path()).unwrap();
+        let left = lib.leftovers();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].contains(".vectors.f32.tmp."), "{left:?}");
+        let w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        assert!(w.warnings.iter().any(|x| x.contains("removed 1 temp file")));
+        drop(w);
+        assert!(!stale.exists());
+        assert!(live.exists(), "a live process's temp file is never removed");
+    }
+
+    /// Found by the crash test: a kill before a new library's first commit
+    /// must leave an empty library, not one whose manifest looks lost.
+    #[test]
+    fn a_crash_before_the_first_commit_leaves_an_empty_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        w.add_paper(paper("a", "Alpha", "")).unwrap();
+        w.papers_log.flush().unwrap();
+        std::mem::forget(w); // no drop: as if killed (the lock goes with the process)
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.len(), 0);
+        assert_eq!(lib.leftovers().len(), 1, "{:?}", lib.leftovers());
+    }
+
+    #[test]
+    fn check_repair_removes_dead_temp_files_and_cuts_an_interrupted_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        small_library(dir.path());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!(".MANIFEST.json.tmp.{dead}"));
+        fs::write(&stale, b"{").unwrap();
+        let log = dir.path().join("vectors-1.log");
+        let committed = fs::metadata(&log).unwrap().len();
+        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, &[3u8; 21]).unwrap();
+        drop(f);
+        assert_eq!(Library::open(dir.path()).unwrap().leftovers().len(), 2);
+        let r = repair(dir.path(), &RepairOptions::default()).unwrap();
+        assert_eq!(r.removed_temp_files, vec![stale.clone()]);
+        assert_eq!(r.cut_tails, vec![("vectors-1.log".to_string(), 21)]);
+        assert!(!stale.exists());
+        assert_eq!(fs::metadata(&log).unwrap().len(), committed);
+        let lib = Library::open(dir.path()).unwrap();
+        assert!(lib.leftovers().is_empty());
+        assert_eq!(lib.cached_vectors(), 4);
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_no_tail_and_the_retry_works() {
+        let dir = tempfile::tempdir().unwrap();
+        small_library(dir.path());
+        let committed = fs::metadata(dir.path().join("papers-1.log")).unwrap().len();
+        // The manifest's temp path cannot be created: the commit fails as
+        // on a full disk, after the logs were appended and synced.
+        let tmp = manifest::temp_path(&dir.path().join(MANIFEST));
+        fs::create_dir(&tmp).unwrap();
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        w.add_paper(paper("new", "New paper", "x")).unwrap();
+        assert!(w.commit().is_err());
+        drop(w);
+        let len = fs::metadata(dir.path().join("papers-1.log")).unwrap().len();
+        assert_eq!(len, committed, "the failed write's tail was cut");
+        assert_eq!(Library::open(dir.path()).unwrap().len(), 4);
+        fs::remove_dir(&tmp).unwrap();
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        w.add_paper(paper("new", "New paper", "x")).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        assert_eq!(Library::open(dir.path()).unwrap().len(), 5);
     }
 }
