@@ -915,3 +915,161 @@ fn eval_related_agrees_with_batch_answers_and_eval_topics_reports_agreement() {
         "labels.jsonl:1: needs \"id\" and \"label\"",
     );
 }
+
+#[test]
+fn papers_not_embedded_yet_are_found_by_words_and_the_reader_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    add_mini(&lib);
+    let extra = dir.path().join("extra.jsonl");
+    std::fs::write(
+        &extra,
+        "{\"id\": \"late-1\", \"title\": \"Fixed point iterations for diffusion samplers\", \"abstract\": \"Diffusion models sampled by fixed point iterations.\"}\n",
+    )
+    .unwrap();
+    ok(&papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "add",
+            "--no-embed",
+            extra.to_str().unwrap(),
+        ],
+    ));
+    let o = papermap(
+        &lib,
+        &[
+            "--embedder",
+            "hash",
+            "related",
+            "diffusion-1",
+            "--json",
+            "-k",
+            "12",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(v["not_embedded"], 1);
+    assert!(result_ids(&v).contains(&"late-1".to_string()), "{v}");
+    let late = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "late-1")
+        .unwrap();
+    assert_eq!(late["dense"], 0.0);
+    assert!(
+        stderr(&o).contains("1 paper(s) added since the last index are not embedded yet"),
+        "{}",
+        stderr(&o)
+    );
+    // The unembedded paper itself can be a query: answered by its words.
+    let v: serde_json::Value = serde_json::from_str(&ok(&papermap(
+        &lib,
+        &["--embedder", "hash", "related", "late-1", "--json"],
+    )))
+    .unwrap();
+    assert!(result_ids(&v).contains(&"diffusion-1".to_string()), "{v}");
+    // Only `--no-embed` so far: a library with no vectors at all answers too.
+    let lib2 = dir.path().join("lib2");
+    ok(&papermap(
+        &lib2,
+        &[
+            "--embedder",
+            "hash",
+            "add",
+            "--no-embed",
+            fixture("mini.jsonl").to_str().unwrap(),
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&ok(&papermap(
+        &lib2,
+        &[
+            "--embedder",
+            "hash",
+            "related",
+            "bandit-1",
+            "--json",
+            "-k",
+            "3",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(v["not_embedded"], 12);
+    assert!(result_ids(&v)[0].starts_with("bandit-"), "{v}");
+}
+
+#[test]
+fn related_answers_every_time_while_an_add_embeds_and_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    add_mini(&lib);
+    // Enough papers that the writer is busy for a while (hashing embedder).
+    let big = dir.path().join("big.jsonl");
+    let words = [
+        "graph",
+        "diffusion",
+        "bandit",
+        "regret",
+        "quantization",
+        "token",
+        "kernel",
+        "policy",
+        "sparse",
+        "image",
+    ];
+    let text: String = (0..30_000)
+        .map(|i| {
+            let t: Vec<&str> = (0..8).map(|j| words[(i * 7 + j * 3) % words.len()]).collect();
+            serde_json::json!({"id": format!("g{i}"), "title": format!("{} {i}", t.join(" ")), "abstract": t.repeat(6).join(" ")}).to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&big, text).unwrap();
+    let mut writer = Command::new(env!("CARGO_BIN_EXE_papermap"))
+        .arg("--library")
+        .arg(&lib)
+        .args([
+            "--embedder",
+            "hash",
+            "--quiet",
+            "add",
+            big.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    let (mut reads, mut failures) = (0, Vec::new());
+    loop {
+        let done = writer.try_wait().unwrap().is_some();
+        let o = papermap(
+            &lib,
+            &[
+                "--embedder",
+                "hash",
+                "related",
+                "bandit-1",
+                "--json",
+                "-k",
+                "3",
+            ],
+        );
+        reads += 1;
+        if !o.status.success() {
+            failures.push(stderr(&o));
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(writer.wait().unwrap().success());
+    assert!(
+        reads >= 3,
+        "the writer finished before the readers could overlap it ({reads} reads)"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {reads} reads failed: {:?}",
+        failures.len(),
+        failures.first()
+    );
+}

@@ -329,22 +329,17 @@ fn scoring_options(s: &ScoringArgs, k: usize) -> Result<RelatedOptions> {
     Ok(opts)
 }
 
-/// The library and a searcher for queries. A current derived matrix holds
-/// every paper's vector: then neither the vectors log nor the per-paper
-/// embedding check is needed.
-fn open_for_queries(cfg: &Config, ef: usize) -> Result<(Library, Searcher)> {
+/// The library, a searcher for queries and the rows of papers not embedded
+/// yet. A current derived matrix holds every paper's vector: then neither
+/// the vectors log nor the per-paper embedding check is needed. Otherwise
+/// the cached vectors are gathered; papers a writer has not embedded yet
+/// are left out of dense search (and searched exactly, never put in a
+/// persisted graph) instead of failing the query.
+fn open_for_queries(cfg: &Config, ef: usize) -> Result<(Library, Searcher, Vec<usize>)> {
     if !(1..=MAX_EF).contains(&ef) {
         bail!("--ef must be between 1 and {MAX_EF} (got {ef})");
     }
     let mut lib = open_library_without_vectors(cfg)?;
-    let matrix = match Matrix::load_current(&lib) {
-        Some(m) => m,
-        None => {
-            lib.load_vectors()?;
-            check_library(&lib)?;
-            Matrix::load_or_build(&lib, &lib.fingerprint())?
-        }
-    };
     let search = SearchOptions {
         hnsw: HnswParams {
             ef_search: ef,
@@ -352,8 +347,29 @@ fn open_for_queries(cfg: &Config, ef: usize) -> Result<(Library, Searcher)> {
         },
         ..cfg.search.clone()
     };
-    let searcher = Searcher::with_matrix(&lib, matrix, &search)?;
-    Ok((lib, searcher))
+    if let Some(m) = Matrix::load_current(&lib) {
+        let searcher = Searcher::with_matrix(&lib, m, &search)?;
+        return Ok((lib, searcher, Vec::new()));
+    }
+    lib.load_vectors()?;
+    for w in &lib.warnings {
+        eprintln!("papermap: warning: {w}");
+    }
+    // No model yet (`add --no-embed`): every row is missing, none is searched.
+    let (m, missing) = Matrix::gather(&lib, lib.dim().max(1));
+    if missing.is_empty() {
+        let m = Matrix::load_or_build(&lib, &lib.fingerprint()).unwrap_or(m);
+        let searcher = Searcher::with_matrix(&lib, m, &search)?;
+        return Ok((lib, searcher, missing));
+    }
+    Ok((lib, Searcher::exact(m), missing))
+}
+
+/// The one-line note for papers not searchable by meaning yet.
+fn not_embedded_note(n: usize) -> String {
+    format!(
+        "{n} paper(s) added since the last index are not embedded yet: found by their words only until embedding finishes (`papermap embed`, or the `add` already running)"
+    )
 }
 
 /// Embeds free text with the library's model, loaded on first use.
@@ -376,8 +392,11 @@ fn text_embedder(cfg: &Config, dim: usize) -> impl FnMut(&str) -> papermap::Resu
 fn eval(cfg: &Config, e: &EvalCommand) -> Result<()> {
     match e {
         EvalCommand::Related(a) => {
-            let (lib, searcher) = open_for_queries(cfg, HnswParams::default().ef_search)?;
-            let engine = Engine::new(&lib, searcher)?;
+            let (lib, searcher, missing) = open_for_queries(cfg, HnswParams::default().ef_search)?;
+            if !missing.is_empty() && !cfg.quiet {
+                eprintln!("papermap: {}", not_embedded_note(missing.len()));
+            }
+            let engine = Engine::with_unembedded(&lib, searcher, &missing)?;
             let (judged, unknown) = papermap::eval::read_judgements(&a.queries, &lib)?;
             if judged.is_empty() {
                 bail!(
@@ -463,8 +482,11 @@ fn eval(cfg: &Config, e: &EvalCommand) -> Result<()> {
 }
 
 fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
-    let (lib, searcher) = open_for_queries(cfg, a.ef)?;
-    let engine = Engine::new(&lib, searcher)?;
+    let (lib, searcher, missing) = open_for_queries(cfg, a.ef)?;
+    if !missing.is_empty() && !cfg.quiet {
+        eprintln!("papermap: {}", not_embedded_note(missing.len()));
+    }
+    let engine = Engine::with_unembedded(&lib, searcher, &missing)?;
     let mut exclude = HashSet::new();
     if let Some(path) = &a.exclude {
         let text =
@@ -521,11 +543,7 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
     let results = engine.related(&q, &opts, &mut embed_text)?;
     if a.json {
         return out(&serde_json::to_string_pretty(&json_answer(
-            &lib,
-            &q,
-            &results,
-            &opts,
-            engine.searcher.engine(),
+            &lib, &q, &results, &opts, &engine,
         ))?);
     }
     let head = match &q {
@@ -598,8 +616,10 @@ fn json_answer(
     q: &Resolved,
     results: &[papermap::query::Related],
     opts: &RelatedOptions,
-    engine: &str,
+    engine: &Engine,
 ) -> serde_json::Value {
+    let not_embedded = engine.not_embedded();
+    let engine = engine.searcher.engine();
     let paper_ref = |row: usize| {
         let p = &lib.papers()[row];
         serde_json::json!({"id": p.id, "title": p.title})
@@ -621,6 +641,7 @@ fn json_answer(
         "weight": opts.weight,
         "direction": opts.direction,
         "engine": engine,
+        "not_embedded": not_embedded,
         "results": results.iter().enumerate().map(|(i, r)| {
             let p = &lib.papers()[r.row];
             let date = p.first_published();
@@ -712,7 +733,7 @@ fn run_batch(
                 resolve(lib, line)?
             };
             let r = engine.related(&q, &o, embed_text)?;
-            Ok(json_answer(lib, &q, &r, &o, engine.searcher.engine()))
+            Ok(json_answer(lib, &q, &r, &o, engine))
         })();
         let v = match answer {
             Ok(mut v) => {

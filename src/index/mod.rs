@@ -83,27 +83,44 @@ impl Matrix {
 
     /// Gathers each paper's cached vector. Every paper must be embedded.
     pub fn from_library(lib: &Library) -> Result<Matrix> {
-        let model = lib.manifest().model.as_ref().ok_or_else(|| {
-            Error::Empty("the library has no vectors yet; run `papermap add` first".into())
-        })?;
+        let (m, missing) = Matrix::gather(lib, lib.dim());
+        if lib.manifest().model.is_none() {
+            return Err(Error::Empty(
+                "the library has no vectors yet; run `papermap add` first".into(),
+            ));
+        }
+        if !missing.is_empty() {
+            return Err(Error::Empty(format!(
+                "{} paper(s) have no vector yet; run `papermap embed` (or `papermap add`) to finish embedding",
+                missing.len()
+            )));
+        }
+        Ok(m)
+    }
+
+    /// Each paper's cached vector, a zero row for a paper not embedded yet
+    /// (a writer is still embedding, or `add --no-embed`), and the rows of
+    /// those papers. `dim` is used when the library has no model yet.
+    pub fn gather(lib: &Library, dim: usize) -> (Matrix, Vec<usize>) {
+        let Some(model) = lib.manifest().model.as_ref() else {
+            return (
+                Matrix::owned(dim, vec![0.0; lib.len() * dim]),
+                (0..lib.len()).collect(),
+            );
+        };
         let dim = model.dim;
         let mut data = Vec::with_capacity(lib.len() * dim);
-        let mut missing = 0;
-        for p in lib.papers() {
+        let mut missing = Vec::new();
+        for (row, p) in lib.papers().iter().enumerate() {
             match lib.vector(&vec_key(&model.id, &p.embed_text())) {
                 Some(v) => data.extend_from_slice(v),
                 None => {
-                    missing += 1;
+                    missing.push(row);
                     data.extend(std::iter::repeat_n(0.0, dim));
                 }
             }
         }
-        if missing > 0 {
-            return Err(Error::Empty(format!(
-                "{missing} paper(s) have no vector yet; run `papermap embed` (or `papermap add`) to finish embedding"
-            )));
-        }
-        Ok(Matrix::owned(dim, data))
+        (Matrix::owned(dim, data), missing)
     }
 
     /// The persisted matrix when it matches `fingerprint` and the library's
@@ -417,6 +434,16 @@ impl Searcher {
             graph,
             ef_search: opts.hnsw.ef_search,
         })
+    }
+
+    /// Exact search only: for a matrix with rows not embedded yet, which
+    /// must never go into a persisted graph.
+    pub fn exact(matrix: Matrix) -> Searcher {
+        Searcher {
+            matrix,
+            graph: None,
+            ef_search: 0,
+        }
     }
 
     /// A searcher over a bare matrix (benchmarks, tests).

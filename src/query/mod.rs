@@ -375,6 +375,10 @@ pub struct Engine<'a> {
     pub lib: &'a Library,
     pub searcher: Searcher,
     bm25: Bm25,
+    /// Rows whose paper is not embedded yet (their matrix row is zero):
+    /// left out of dense search, still found lexically.
+    unembedded: Vec<bool>,
+    not_embedded: usize,
 }
 
 impl<'a> Engine<'a> {
@@ -384,7 +388,37 @@ impl<'a> Engine<'a> {
             lib,
             searcher,
             bm25,
+            unembedded: Vec::new(),
+            not_embedded: 0,
         })
+    }
+
+    /// An engine for a library some of whose papers are not embedded yet
+    /// (`rows`, e.g. from [`crate::index::Matrix::gather`]): readers answer
+    /// from what is there while a writer embeds the rest.
+    pub fn with_unembedded(
+        lib: &'a Library,
+        searcher: Searcher,
+        rows: &[usize],
+    ) -> Result<Engine<'a>> {
+        let mut e = Engine::new(lib, searcher)?;
+        if !rows.is_empty() {
+            e.unembedded = vec![false; lib.len()];
+            for &r in rows {
+                e.unembedded[r] = true;
+            }
+            e.not_embedded = rows.len();
+        }
+        Ok(e)
+    }
+
+    /// Papers left out of dense search because they are not embedded yet.
+    pub fn not_embedded(&self) -> usize {
+        self.not_embedded
+    }
+
+    fn embedded(&self, row: usize) -> bool {
+        !self.unembedded.get(row).copied().unwrap_or(false)
     }
 
     fn terms(&self, row: usize) -> Vec<String> {
@@ -450,12 +484,17 @@ impl<'a> Engine<'a> {
         embed_text: &mut dyn FnMut(&str) -> Result<Vec<f32>>,
     ) -> Result<Vec<Related>> {
         let mut exclude = opts.exclude.clone();
-        let needs_vector = matches!(opts.mode, Mode::Dense | Mode::Hybrid);
+        let any_vectors = self.not_embedded < self.lib.len();
+        let needs_vector = matches!(opts.mode, Mode::Dense | Mode::Hybrid) && any_vectors;
         let (qvec, qterms, neg_terms): (Vec<f32>, Vec<String>, Vec<String>) = match q {
             Resolved::Paper { row, .. } => {
                 exclude.extend(self.twins(*row));
                 (
-                    self.searcher.matrix.row(*row).to_vec(),
+                    if self.embedded(*row) && any_vectors {
+                        self.searcher.matrix.row(*row).to_vec()
+                    } else {
+                        Vec::new()
+                    },
                     self.terms(*row),
                     Vec::new(),
                 )
@@ -522,7 +561,8 @@ impl<'a> Engine<'a> {
         let pool = (opts.k * 10).max(100);
         let mut dense: HashMap<usize, f32> = HashMap::new();
         if needs_vector && !qvec.is_empty() {
-            for h in self.searcher.search(&qvec, pool, &keep) {
+            let keep_dense = |r: usize| self.embedded(r) && keep(r);
+            for h in self.searcher.search(&qvec, pool, &keep_dense) {
                 dense.insert(h.row, h.score);
             }
         }
@@ -568,9 +608,13 @@ impl<'a> Engine<'a> {
         // lexical for the dense-only ones), so the fusion compares like with like.
         if opts.mode == Mode::Hybrid {
             for &r in &rows {
-                dense
-                    .entry(r)
-                    .or_insert_with(|| dot(self.searcher.matrix.row(r), &qvec));
+                dense.entry(r).or_insert_with(|| {
+                    if qvec.is_empty() {
+                        0.0
+                    } else {
+                        dot(self.searcher.matrix.row(r), &qvec)
+                    }
+                });
                 if let Some(&l) = lexical_all.get(r) {
                     lexical.entry(r).or_insert(l);
                 }
