@@ -83,7 +83,7 @@ impl FromStr for Direction {
 /// The dense share of the hybrid score: `weight` x embedding cosine +
 /// (1 - `weight`) x TF-IDF cosine, raw scores. Fitted on the citation set
 /// (`scripts/fit-relevance`).
-pub const DEFAULT_WEIGHT: f32 = 0.35;
+pub const DEFAULT_WEIGHT: f32 = 0.4;
 
 /// Added to the hybrid score of a paper first published no later than the
 /// query paper. A paper builds on earlier work, so among equally similar
