@@ -23,6 +23,7 @@
 //!   either direction of time; [`eval`] measures it (and topics) against a
 //!   user's own ground truth.
 
+pub mod app;
 pub mod cluster;
 pub mod embed;
 pub mod error;

@@ -6,18 +6,15 @@ pub mod args;
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use papermap::app::{self, EmbedderKind, QuerySource};
 use papermap::embed::{EmbedOptions, Embedder, HashEmbedder, MiniLm, MiniLmOptions};
-use papermap::index::{HnswParams, Matrix, SearchOptions, Searcher};
+use papermap::index::{HnswParams, SearchOptions};
 use papermap::ingest::IngestOptions;
 use papermap::pipeline::{self, AddOptions, TopicOptions};
 use papermap::query::{Direction, Engine, Mode, RelatedOptions, Resolved, resolve};
-
-/// Widest HNSW search breadth accepted.
-const MAX_EF: usize = 10_000;
 use papermap::report::{self, TopicReport};
 use papermap::store::{Library, WriteOptions, Writer};
 
@@ -27,7 +24,7 @@ use args::{Cli, Command, EmbedOpts, EvalCommand, RelatedArgs, ScoringArgs};
 struct Config {
     library: std::path::PathBuf,
     quiet: bool,
-    embedder: String,
+    embedder: EmbedderKind,
     write: WriteOptions,
     search: SearchOptions,
 }
@@ -36,7 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let cfg = Config {
         library: cli.library.clone(),
         quiet: cli.quiet,
-        embedder: cli.embedder.clone(),
+        embedder: cli.embedder.parse()?,
         write: WriteOptions {
             lock_wait: Duration::from_secs(cli.lock_wait),
         },
@@ -45,9 +42,6 @@ pub fn run(cli: Cli) -> Result<()> {
             ..Default::default()
         },
     };
-    if !matches!(cfg.embedder.as_str(), "minilm" | "hash") {
-        bail!("unknown embedder '{}' (minilm)", cfg.embedder);
-    }
     match cli.command {
         Command::Add(a) => {
             let opts = AddOptions {
@@ -178,7 +172,7 @@ fn embedder_factory<'a>(
     e: &'a EmbedOpts,
 ) -> impl FnMut() -> papermap::Result<Box<dyn Embedder>> + 'a {
     move || -> papermap::Result<Box<dyn Embedder>> {
-        if cfg.embedder == "hash" {
+        if cfg.embedder == EmbedderKind::Hash {
             return Ok(Box::new(HashEmbedder::new(384)));
         }
         Ok(Box::new(MiniLm::load(&MiniLmOptions {
@@ -329,73 +323,27 @@ fn scoring_options(s: &ScoringArgs, k: usize) -> Result<RelatedOptions> {
     Ok(opts)
 }
 
-/// The library, a searcher for queries and the rows of papers not embedded
-/// yet. A current derived matrix holds every paper's vector: then neither
-/// the vectors log nor the per-paper embedding check is needed. Otherwise
-/// the cached vectors are gathered; papers a writer has not embedded yet
-/// are left out of dense search (and searched exactly, never put in a
-/// persisted graph) instead of failing the query.
-fn open_for_queries(cfg: &Config, ef: usize) -> Result<(Library, Searcher, Vec<usize>)> {
-    if !(1..=MAX_EF).contains(&ef) {
-        bail!("--ef must be between 1 and {MAX_EF} (got {ef})");
-    }
-    let mut lib = open_library_without_vectors(cfg)?;
-    let search = SearchOptions {
-        hnsw: HnswParams {
-            ef_search: ef,
-            ..Default::default()
-        },
-        ..cfg.search.clone()
-    };
-    if let Some(m) = Matrix::load_current(&lib) {
-        let searcher = Searcher::with_matrix(&lib, m, &search)?;
-        return Ok((lib, searcher, Vec::new()));
-    }
-    lib.load_vectors()?;
-    for w in &lib.warnings {
+/// The library opened for queries, with the note about papers not
+/// embedded yet.
+fn open_for_queries(cfg: &Config, ef: usize) -> Result<QuerySource> {
+    let src = QuerySource::open(&cfg.library, &cfg.search, ef)?;
+    for w in &src.lib.warnings {
         eprintln!("papermap: warning: {w}");
     }
-    // No model yet (`add --no-embed`): every row is missing, none is searched.
-    let (m, missing) = Matrix::gather(&lib, lib.dim().max(1));
-    if missing.is_empty() {
-        let m = Matrix::load_or_build(&lib, &lib.fingerprint()).unwrap_or(m);
-        let searcher = Searcher::with_matrix(&lib, m, &search)?;
-        return Ok((lib, searcher, missing));
+    if !src.missing.is_empty() && !cfg.quiet {
+        eprintln!("papermap: {}", app::not_embedded_note(src.missing.len()));
     }
-    Ok((lib, Searcher::exact(m), missing))
-}
-
-/// The one-line note for papers not searchable by meaning yet.
-fn not_embedded_note(n: usize) -> String {
-    format!(
-        "{n} paper(s) added since the last index are not embedded yet: found by their words only until embedding finishes (`papermap embed`, or the `add` already running)"
-    )
-}
-
-/// Embeds free text with the library's model, loaded on first use.
-fn text_embedder(cfg: &Config, dim: usize) -> impl FnMut(&str) -> papermap::Result<Vec<f32>> {
-    let mut model: Option<Box<dyn Embedder>> = None;
-    let hash = cfg.embedder == "hash";
-    move |t: &str| {
-        if model.is_none() {
-            model = Some(if hash {
-                Box::new(HashEmbedder::new(dim))
-            } else {
-                Box::new(MiniLm::load(&MiniLmOptions::default())?)
-            });
-        }
-        let m = model.as_mut().expect("model loaded");
-        Ok(m.embed(&[t])?.remove(0))
-    }
+    Ok(src)
 }
 
 fn eval(cfg: &Config, e: &EvalCommand) -> Result<()> {
     match e {
         EvalCommand::Related(a) => {
-            let (lib, searcher, missing) = open_for_queries(cfg, HnswParams::default().ef_search)?;
-            if !missing.is_empty() && !cfg.quiet {
-                eprintln!("papermap: {}", not_embedded_note(missing.len()));
-            }
+            let QuerySource {
+                lib,
+                searcher,
+                missing,
+            } = open_for_queries(cfg, HnswParams::default().ef_search)?;
             let engine = Engine::with_unembedded(&lib, searcher, &missing)?;
             let (judged, unknown) = papermap::eval::read_judgements(&a.queries, &lib)?;
             if judged.is_empty() {
@@ -411,7 +359,7 @@ fn eval(cfg: &Config, e: &EvalCommand) -> Result<()> {
                 );
             }
             let base = scoring_options(&a.scoring, 100)?;
-            let mut embed = text_embedder(cfg, lib.dim());
+            let mut embed = app::text_embedder(cfg.embedder, lib.dim());
             let mut runs = vec![(a.scoring.mode.clone(), base.weight, base.clone())];
             if a.sweep {
                 for i in 0..=20 {
@@ -482,10 +430,11 @@ fn eval(cfg: &Config, e: &EvalCommand) -> Result<()> {
 }
 
 fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
-    let (lib, searcher, missing) = open_for_queries(cfg, a.ef)?;
-    if !missing.is_empty() && !cfg.quiet {
-        eprintln!("papermap: {}", not_embedded_note(missing.len()));
-    }
+    let QuerySource {
+        lib,
+        searcher,
+        missing,
+    } = open_for_queries(cfg, a.ef)?;
     let engine = Engine::with_unembedded(&lib, searcher, &missing)?;
     let mut exclude = HashSet::new();
     if let Some(path) = &a.exclude {
@@ -516,9 +465,25 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
         ..scoring_options(&a.scoring, a.k)?
     };
     opts.check()?;
-    let mut embed_text = text_embedder(cfg, lib.dim());
+    let mut embed_text = app::text_embedder(cfg.embedder, lib.dim());
     if let Some(batch) = &a.batch {
-        return run_batch(&lib, &engine, batch, &opts, &mut embed_text);
+        let text = std::fs::read_to_string(batch)
+            .with_context(|| format!("reading {}", batch.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let v = match app::batch_line(&lib, &engine, line, &opts, &mut embed_text) {
+                Ok(mut v) => {
+                    v["line"] = serde_json::json!(i + 1);
+                    v
+                }
+                Err(e) => serde_json::json!({"line": i + 1, "error": format!("{e:#}")}),
+            };
+            out(&v.to_string())?;
+        }
+        return Ok(());
     }
     if a.query.is_empty() {
         bail!("give a paper (id, DOI, arXiv id, title) or a text to find related papers for");
@@ -542,7 +507,7 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
     };
     let results = engine.related(&q, &opts, &mut embed_text)?;
     if a.json {
-        return out(&serde_json::to_string_pretty(&json_answer(
+        return out(&serde_json::to_string_pretty(&app::answer_json(
             &lib, &q, &results, &opts, &engine,
         ))?);
     }
@@ -609,142 +574,6 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
         s.push_str(" (no results: the filters exclude every paper)\n");
     }
     out(s.trim_end())
-}
-
-fn json_answer(
-    lib: &Library,
-    q: &Resolved,
-    results: &[papermap::query::Related],
-    opts: &RelatedOptions,
-    engine: &Engine,
-) -> serde_json::Value {
-    let not_embedded = engine.not_embedded();
-    let engine = engine.searcher.engine();
-    let paper_ref = |row: usize| {
-        let p = &lib.papers()[row];
-        serde_json::json!({"id": p.id, "title": p.title})
-    };
-    let query = match q {
-        Resolved::Paper { row, matched_by } => {
-            serde_json::json!({"kind": "paper", "paper": paper_ref(*row), "matched_by": matched_by})
-        }
-        Resolved::Text { text } => serde_json::json!({"kind": "text", "text": text}),
-        Resolved::Set { positive, negative } => serde_json::json!({
-            "kind": "set",
-            "positive": positive.iter().map(|r| paper_ref(*r)).collect::<Vec<_>>(),
-            "negative": negative.iter().map(|r| paper_ref(*r)).collect::<Vec<_>>(),
-        }),
-    };
-    serde_json::json!({
-        "query": query,
-        "mode": opts.mode,
-        "weight": opts.weight,
-        "direction": opts.direction,
-        "engine": engine,
-        "not_embedded": not_embedded,
-        "results": results.iter().enumerate().map(|(i, r)| {
-            let p = &lib.papers()[r.row];
-            let date = p.first_published();
-            serde_json::json!({
-                "rank": i + 1, "id": p.id, "title": p.title, "year": p.year,
-                "date": date.map(|d| d.to_string()), "undated": date.is_none(),
-                "doi": p.doi, "arxiv": p.arxiv,
-                "score": r.score, "dense": r.dense, "lexical": r.lexical, "why": r.why,
-            })
-        }).collect::<Vec<_>>(),
-    })
-}
-
-/// Batch mode: one query per line, plain text or a JSON object with
-/// `query` (or `id`), or `positive` / `negative` lists, and optional `k`.
-fn run_batch(
-    lib: &Library,
-    engine: &Engine,
-    path: &Path,
-    opts: &RelatedOptions,
-    embed_text: &mut dyn FnMut(&str) -> papermap::Result<Vec<f32>>,
-) -> Result<()> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let answer = (|| -> Result<serde_json::Value> {
-            let mut o = opts.clone();
-            let q = if line.starts_with('{') {
-                let v: serde_json::Value = serde_json::from_str(line).context("invalid JSON")?;
-                if let Some(k) = v.get("k") {
-                    o.k = k
-                        .as_u64()
-                        .and_then(|k| usize::try_from(k).ok())
-                        .context("\"k\" must be a positive integer")?;
-                }
-                if let Some(d) = v.get("direction") {
-                    o.direction = d
-                        .as_str()
-                        .context("\"direction\" must be \"prior\", \"later\" or \"any\"")?
-                        .parse()?;
-                }
-                o.check()?;
-                let list = |key: &str| -> Result<Vec<usize>> {
-                    v.get(key)
-                        .and_then(|x| x.as_array())
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|s| s.as_str())
-                                .map(|s| match resolve(lib, s)? {
-                                    Resolved::Paper { row, .. } => Ok(row),
-                                    _ => bail!("'{s}' is not a paper in the library"),
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_else(|| Ok(Vec::new()))
-                };
-                if v.get("positive").is_some() {
-                    Resolved::Set {
-                        positive: list("positive")?,
-                        negative: list("negative")?,
-                    }
-                } else {
-                    // Any one of these keys names the query; ids may be numbers.
-                    const KEYS: [&str; 8] = [
-                        "query", "id", "paper", "doi", "arxiv", "arxiv_id", "title", "text",
-                    ];
-                    let (key, s) = KEYS
-                        .iter()
-                        .find_map(|k| match v.get(*k)? {
-                            serde_json::Value::String(s) => Some((*k, s.clone())),
-                            serde_json::Value::Number(n) => Some((*k, n.to_string())),
-                            _ => None,
-                        })
-                        .with_context(|| {
-                            format!("needs \"positive\" or one of {}", KEYS.join(", "))
-                        })?;
-                    // "text" is free text as given, never matched to a title.
-                    if key == "text" {
-                        Resolved::Text { text: s }
-                    } else {
-                        resolve(lib, &s)?
-                    }
-                }
-            } else {
-                resolve(lib, line)?
-            };
-            let r = engine.related(&q, &o, embed_text)?;
-            Ok(json_answer(lib, &q, &r, &o, engine))
-        })();
-        let v = match answer {
-            Ok(mut v) => {
-                v["line"] = serde_json::json!(i + 1);
-                v
-            }
-            Err(e) => serde_json::json!({"line": i + 1, "error": format!("{e:#}")}),
-        };
-        out(&v.to_string())?;
-    }
-    Ok(())
 }
 
 fn list(cfg: &Config) -> Result<()> {
