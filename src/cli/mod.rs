@@ -201,6 +201,11 @@ fn check_library(lib: &Library) -> Result<()> {
     }
     let missing = pipeline::missing_vectors(lib);
     if missing > 0 {
+        if let Some(pid) = papermap::store::lock::active_writer(lib.root()) {
+            bail!(
+                "{missing} paper(s) are being embedded by another papermap (pid {pid}); topics need every paper embedded: try again when it finishes (`related` answers meanwhile)"
+            );
+        }
         bail!("{missing} paper(s) are not embedded yet; run `papermap embed` to finish");
     }
     Ok(())

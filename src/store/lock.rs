@@ -59,3 +59,39 @@ impl LockFile {
         Ok(LockFile { _file: file })
     }
 }
+
+/// The pid of the process writing the library at `root` right now, if any
+/// (it holds the lock). A momentary shared lock probes it; a writer that
+/// tries in that instant simply retries.
+pub fn active_writer(root: &Path) -> Option<String> {
+    let path = root.join("LOCK");
+    let mut file = File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Some(pid.trim().to_string())
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_active_writer_is_seen_while_it_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(active_writer(dir.path()), None);
+        let lock = LockFile::acquire(dir.path(), Duration::ZERO).unwrap();
+        // flock locks belong to the open file: a second open sees the holder.
+        assert_eq!(
+            active_writer(dir.path()),
+            Some(std::process::id().to_string())
+        );
+        drop(lock);
+        assert_eq!(active_writer(dir.path()), None);
+    }
+}

@@ -14,7 +14,7 @@
 
 pub mod codec;
 pub mod derived;
-mod lock;
+pub mod lock;
 pub mod log;
 pub mod manifest;
 mod repair;
