@@ -42,6 +42,10 @@ pub struct Bm25 {
     avg_len: f32,
     /// Euclidean norm of each document's TF-IDF vector (derived at load).
     doc_norm: Vec<f32>,
+    /// Per posting, `(1 + ln tf) / norm` of its document: the cosine's
+    /// document side without the idf, so scoring is one multiply-add per
+    /// posting (derived at load, 4 bytes a posting in memory only).
+    post_w: Vec<f32>,
 }
 
 /// Terms of a paper for lexical matching: title twice, then abstract.
@@ -109,6 +113,7 @@ impl Bm25 {
             doc_len,
             avg_len,
             doc_norm: Vec::new(),
+            post_w: Vec::new(),
         };
         // One pass over the postings (~10 ms per million): cheaper than a
         // second array in the file to keep consistent.
@@ -122,6 +127,19 @@ impl Bm25 {
             }
         }
         b.doc_norm = sq.into_iter().map(|x| x.sqrt() as f32).collect();
+        b.post_w = b
+            .docs
+            .iter()
+            .zip(&b.tfs)
+            .map(|(&d, &tf)| {
+                let norm = b.doc_norm[d as usize];
+                if norm > 0.0 {
+                    sublinear(f32::from(tf)) / norm
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         b
     }
 
@@ -164,13 +182,10 @@ impl Bm25 {
     /// from [`Bm25::tfidf_vector`]) and every document into `acc`.
     pub fn accumulate_cosine(&self, query: &[(u32, f32)], weight: f32, acc: &mut [f32]) {
         for &(ti, qw) in query {
-            let idf = self.tfidf_idf(ti) * qw * weight;
+            let w = self.tfidf_idf(ti) * qw * weight;
             let (lo, hi) = self.range(ti);
-            for (&d, &tf) in self.docs[lo..hi].iter().zip(&self.tfs[lo..hi]) {
-                let norm = self.doc_norm[d as usize];
-                if norm > 0.0 {
-                    acc[d as usize] += idf * sublinear(f32::from(tf)) / norm;
-                }
+            for (&d, &pw) in self.docs[lo..hi].iter().zip(&self.post_w[lo..hi]) {
+                acc[d as usize] += w * pw;
             }
         }
     }

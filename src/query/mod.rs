@@ -548,13 +548,13 @@ impl<'a> Engine<'a> {
                 (f, t, Some(y)) => f.is_none_or(|f| y >= f) && t.is_none_or(|t| y <= t),
             };
             // Undated papers are kept (and marked undated by the caller).
-            let when = match (reference, p.first_published()) {
-                (Some(q), Some(c)) => match opts.direction {
+            let when = match reference.and_then(|q| p.first_published().map(|c| (q, c))) {
+                Some((q, c)) => match opts.direction {
                     Direction::Any => true,
                     Direction::Prior => c.cmp_loose(&q).is_le(),
                     Direction::Later => c.cmp_loose(&q).is_ge(),
                 },
-                _ => true,
+                None => true,
             };
             years && when
         };
