@@ -28,7 +28,10 @@ pub struct Paper {
     pub venue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Where the record came from: `file:line`.
+    /// Zotero collections the paper is in, as paths ("Thesis/Chapter 2").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<String>,
+    /// Where the record came from: `file:line` (`file#KEY` for a Zotero item).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
     /// The original record verbatim (e.g. the BibTeX entry), for exports

@@ -29,6 +29,18 @@ pub struct AddReport {
     pub embed: EmbedReport,
     pub index_built: bool,
     pub warnings: Vec<String>,
+    /// Embedding and indexing were skipped (`--no-embed`).
+    pub not_embedded: bool,
+    /// Nothing could be stored in a library this `add` created, so it was
+    /// removed again: a failed first `add` leaves nothing behind.
+    pub removed_new_library: bool,
+}
+
+impl AddReport {
+    /// Files that could not be read (to the end).
+    pub fn failed_files(&self) -> impl Iterator<Item = &FileReport> {
+        self.files.iter().filter(|f| f.error.is_some())
+    }
 }
 
 /// Options for `add`.
@@ -43,7 +55,36 @@ pub struct AddOptions {
 }
 
 /// Ingests `paths`, embeds papers without vectors, refreshes the HNSW index.
+/// Every readable file is read even when others fail (their errors are in
+/// the report); if this `add` created the library and stored nothing, the
+/// library is removed again.
 pub fn add(
+    root: &Path,
+    paths: &[PathBuf],
+    opts: &AddOptions,
+    make: EmbedderFactory,
+) -> Result<AddReport> {
+    crate::ingest::check_inputs(paths)?;
+    let created = !root.exists();
+    let fresh = created || !root.join("MANIFEST.json").exists();
+    let result = add_to(root, paths, opts, make);
+    let stored_nothing = match &result {
+        Err(_) => true,
+        Ok(r) => {
+            r.failed_files().next().is_some() && r.files.iter().all(|f| f.new + f.updated == 0)
+        }
+    };
+    if fresh && stored_nothing {
+        remove_new_library(root, created);
+        if let Ok(mut r) = result {
+            r.removed_new_library = true;
+            return Ok(r);
+        }
+    }
+    result
+}
+
+fn add_to(
     root: &Path,
     paths: &[PathBuf],
     opts: &AddOptions,
@@ -53,15 +94,19 @@ pub fn add(
     // number of papers, not their text); embedding then opens the library
     // in full. The lock is released in between: another writer may slip in,
     // which is harmless since both steps work from what is committed.
-    crate::ingest::check_inputs(paths)?;
     let mut w = Writer::open_for_ingest(root, &opts.write)?;
     let mut report = AddReport {
         warnings: w.warnings.clone(),
         ..Default::default()
     };
     report.files = ingest(&mut w, paths, &opts.ingest)?;
+    let empty = w.is_empty();
     drop(w);
     if opts.no_embed {
+        report.not_embedded = true;
+        return Ok(report);
+    }
+    if empty && report.failed_files().next().is_some() {
         return Ok(report);
     }
     let mut w = Writer::open(root, &opts.write)?;
@@ -69,6 +114,57 @@ pub fn add(
     report.embed = e;
     report.index_built = built;
     Ok(report)
+}
+
+/// Removes what a first `add` created: the whole folder if it made it,
+/// else only the library's own files (the user's folder and anything else
+/// in it stay).
+fn remove_new_library(root: &Path, created: bool) {
+    if created {
+        let _ = std::fs::remove_dir_all(root);
+        return;
+    }
+    for f in ["MANIFEST.json", "papers-1.log", "vectors-1.log", "LOCK"] {
+        let _ = std::fs::remove_file(root.join(f));
+    }
+    let _ = std::fs::remove_dir_all(root.join("derived"));
+}
+
+/// The modification stamps of `paths` (length and mtime), to notice a file
+/// rewritten by an exporter (Better BibTeX's automatic export).
+pub fn stamps(paths: &[PathBuf]) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
+}
+
+/// Waits until a file of `paths` changes from `last` and then holds still
+/// for one more `poll` (an exporter may write in pieces); returns the new
+/// stamps. Polls forever: the user ends it with Ctrl-C.
+pub fn wait_for_change(
+    paths: &[PathBuf],
+    last: &[Option<(u64, std::time::SystemTime)>],
+    poll: std::time::Duration,
+) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    loop {
+        std::thread::sleep(poll);
+        let mut now = stamps(paths);
+        if now.as_slice() != last && now.iter().all(Option::is_some) {
+            loop {
+                std::thread::sleep(poll);
+                let again = stamps(paths);
+                if again == now {
+                    return now;
+                }
+                now = again;
+            }
+        }
+    }
 }
 
 /// Embeds what is missing (loading the model only if needed) and makes sure
