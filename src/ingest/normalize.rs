@@ -433,6 +433,13 @@ pub fn latex_to_text(s: &str) -> String {
                     continue;
                 }
                 if let Some(sym) = symbol(&cmd) {
+                    // An operator name glued to a symbol ("N\log N") is a word.
+                    if sym.len() > 1
+                        && sym.bytes().all(|b| b.is_ascii_alphabetic())
+                        && out.chars().last().is_some_and(char::is_alphanumeric)
+                    {
+                        out.push(' ');
+                    }
                     out.push_str(sym);
                     // `\ldots and` keeps a word space; `{\ss}` has none.
                     if next > i + 1 + cmd.len() && next < chars.len() && chars[next] != '}' {
