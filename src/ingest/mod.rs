@@ -417,9 +417,18 @@ pub fn check_inputs(paths: &[PathBuf]) -> Result<()> {
         } else {
             "not a regular file"
         };
+        // `add ~/Zotero` means the database in it.
+        let hint = if t.is_dir() && path.join("zotero.sqlite").is_file() {
+            format!(
+                " (for the Zotero library in it, pass {})",
+                path.join("zotero.sqlite").display()
+            )
+        } else {
+            String::new()
+        };
         return Err(Error::Input {
             path: path.clone(),
-            reason: format!("is {kind}; papermap reads records only from regular files"),
+            reason: format!("is {kind}; papermap reads records only from regular files{hint}"),
         });
     }
     Ok(())

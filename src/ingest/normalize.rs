@@ -661,7 +661,10 @@ pub fn find_arxiv(text: &str) -> Option<String> {
     lower.match_indices("arxiv").find_map(|(i, _)| {
         let mut rest = &text[i + 5..];
         for p in [".org/abs/", ".org/pdf/", ".org/abs", ".org/pdf"] {
-            if rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p) {
+            if rest
+                .get(..p.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(p))
+            {
                 rest = &rest[p.len()..];
                 break;
             }
@@ -968,6 +971,9 @@ mod tests {
             assert_eq!(find_arxiv(text).as_deref(), Some(id), "{text}");
         }
         assert_eq!(find_arxiv("Publisher: arXiv"), None);
+        // Found by the fuzz test: a multi-byte character where ".org/abs" would end.
+        assert_eq!(find_arxiv("arXiv:2110.06ù48 [cs]"), None);
+        assert_eq!(find_arxiv("arXiv.oùg"), None);
         assert_eq!(find_arxiv("https://example.org/2003.02234"), None);
     }
 
