@@ -345,13 +345,15 @@ fn build(path: &Path, generation: Gen) -> Connection {
          CREATE TABLE collectionItems (collectionID INT NOT NULL, itemID INT NOT NULL, orderIndex INT NOT NULL DEFAULT 0, PRIMARY KEY (collectionID, itemID));
          CREATE TABLE deletedItems (itemID INTEGER PRIMARY KEY, dateDeleted DEFAULT CURRENT_TIMESTAMP NOT NULL);
          CREATE TABLE itemAttachments (itemID INTEGER PRIMARY KEY, parentItemID INT, linkMode INT, contentType TEXT, charsetID INT, path TEXT, syncState INT DEFAULT 0, storageModTime INT, storageHash TEXT);
-         CREATE TABLE itemNotes (itemID INTEGER PRIMARY KEY, parentItemID INT, note TEXT, title TEXT);",
+         CREATE TABLE itemNotes (itemID INTEGER PRIMARY KEY, parentItemID INT, note TEXT, title TEXT);
+         CREATE TABLE baseFieldMappings (itemTypeID INT, baseFieldID INT, fieldID INT, PRIMARY KEY (itemTypeID, baseFieldID, fieldID));",
     )
     .unwrap();
     if generation == Gen::Zotero7 {
         z.execute_batch(
             "CREATE TABLE itemTypesCombined (itemTypeID INT NOT NULL, typeName TEXT NOT NULL, display INT DEFAULT 1 NOT NULL, custom INT NOT NULL, PRIMARY KEY (itemTypeID));
              CREATE TABLE fieldsCombined (fieldID INT NOT NULL, fieldName TEXT NOT NULL, label TEXT, fieldFormatID INT, custom INT NOT NULL, PRIMARY KEY (fieldID));
+             CREATE TABLE baseFieldMappingsCombined (itemTypeID INT, baseFieldID INT, fieldID INT, PRIMARY KEY (itemTypeID, baseFieldID, fieldID));
              CREATE TABLE deletedCollections (collectionID INTEGER PRIMARY KEY, dateDeleted DEFAULT CURRENT_TIMESTAMP NOT NULL);
              CREATE TABLE itemAnnotations (itemID INTEGER PRIMARY KEY, parentItemID INT NOT NULL, type INTEGER NOT NULL, authorName TEXT, text TEXT, comment TEXT, color TEXT, pageLabel TEXT, sortIndex TEXT NOT NULL, position TEXT NOT NULL, isExternal INT NOT NULL);",
         )
@@ -365,12 +367,14 @@ fn build(path: &Path, generation: Gen) -> Connection {
     z.execute_batch(
         "INSERT INTO itemTypes SELECT * FROM z6.itemTypes;
          INSERT INTO fields SELECT * FROM z6.fields;
-         INSERT INTO creatorTypes SELECT * FROM z6.creatorTypes;",
+         INSERT INTO creatorTypes SELECT * FROM z6.creatorTypes;
+         INSERT INTO baseFieldMappings SELECT * FROM z6.baseFieldMappings;",
     )
     .unwrap();
     if generation == Gen::Zotero7 {
         z.execute_batch(
             "INSERT INTO itemTypesCombined SELECT * FROM z6.itemTypesCombined;
+             INSERT INTO baseFieldMappingsCombined SELECT * FROM z6.baseFieldMappingsCombined;
              INSERT INTO fieldsCombined SELECT * FROM z6.fieldsCombined;",
         )
         .unwrap();
@@ -547,6 +551,22 @@ fn populate(z: &Connection, generation: Gen) {
         ],
         &[("A.", "Author", 0, "author")],
     );
+    // A legal case: its title is `caseName`, its date `dateDecided`.
+    add_item(
+        z,
+        1,
+        "CASE0001",
+        "case",
+        &[
+            ("caseName", "Authors Guild v. Google"),
+            ("dateDecided", "2015-10-16 2015-10-16"),
+            (
+                "abstractNote",
+                "Scanning books to build a search index is fair use.",
+            ),
+        ],
+        &[],
+    );
     let trashed = add_item(
         z,
         1,
@@ -628,11 +648,11 @@ fn check_generation(generation: Gen) {
     };
     assert!(
         err.contains(&format!(
-            "{schema}: 6 regular item(s) read; not read: {not_papers} attachment(s)/note(s)/annotation(s), 1 in the trash, 1 feed item(s); {collections} collection(s)"
+            "{schema}: 7 regular item(s) read; not read: {not_papers} attachment(s)/note(s)/annotation(s), 1 in the trash, 1 feed item(s); {collections} collection(s)"
         )),
         "{err}"
     );
-    assert!(err.contains("read 6, new 6, duplicate 0"), "{err}");
+    assert!(err.contains("read 7, new 7, duplicate 0"), "{err}");
     let ps = papers(&lib);
     let mut ids: Vec<&str> = ps.iter().map(|p| p.id.as_str()).collect();
     ids.sort_unstable();
@@ -640,6 +660,7 @@ fn check_generation(generation: Gen) {
         ids,
         vec![
             "zotero:BIGCOLAB",
+            "zotero:CASE0001",
             "zotero:CONF0001",
             "zotero:EDBOOK01",
             "zotero:L2:GROUP001",
@@ -647,6 +668,9 @@ fn check_generation(generation: Gen) {
             "zotero:ZHCN0001"
         ]
     );
+    let case = paper(&ps, "zotero:CASE0001");
+    assert_eq!(case.title, "Authors Guild v. Google");
+    assert_eq!((case.year, case.month), (Some(2015), Some(10)));
     let zh = paper(&ps, "zotero:ZHCN0001");
     assert_eq!(zh.title, "基于深度学习的中文文本分类研究");
     assert_eq!(zh.authors, vec!["王小明", "李华"]);

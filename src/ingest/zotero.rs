@@ -191,10 +191,38 @@ pub fn read(
         }
     }
 
-    let mut fields: HashMap<i64, HashMap<String, String>> = HashMap::new();
+    // Type-specific fields stand for base fields (a case's `caseName` is its
+    // title, a statute's `dateEnacted` its date): each value is also filed
+    // under its base field's name, unless the item has that field itself.
+    let mut base_of: HashMap<(i64, i64), String> = HashMap::new();
+    if let Some(mappings) =
+        pick_existing(&conn, &["baseFieldMappingsCombined", "baseFieldMappings"]).map_err(db)?
     {
         let sql = format!(
-            "SELECT d.itemID, f.fieldName, v.value FROM itemData d \
+            "SELECT m.itemTypeID, m.fieldID, f.fieldName FROM {mappings} m \
+             JOIN {fields_table} f ON f.fieldID = m.baseFieldID"
+        );
+        let mut st = conn.prepare(&sql).map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(db)?;
+        for row in rows {
+            let (kind, field, base) = row.map_err(db)?;
+            base_of.insert((kind, field), base);
+        }
+    }
+    let mut fields: HashMap<i64, HashMap<String, String>> = HashMap::new();
+    let mut based: Vec<(i64, String, String)> = Vec::new();
+    {
+        let sql = format!(
+            "SELECT d.itemID, f.fieldName, v.value, i.itemTypeID, d.fieldID FROM itemData d \
+             JOIN items i ON i.itemID = d.itemID \
              JOIN {fields_table} f ON f.fieldID = d.fieldID \
              JOIN itemDataValues v ON v.valueID = d.valueID"
         );
@@ -205,15 +233,23 @@ pub fn read(
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, Value>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })
             .map_err(db)?;
         for row in rows {
-            let (item, name, value) = row.map_err(db)?;
+            let (item, name, value, kind, field) = row.map_err(db)?;
             if let Some(v) = text_of(value) {
+                if let Some(base) = base_of.get(&(kind, field)) {
+                    based.push((item, base.clone(), v.clone()));
+                }
                 fields.entry(item).or_default().insert(name, v);
             }
         }
+    }
+    for (item, base, v) in based {
+        fields.entry(item).or_default().entry(base).or_insert(v);
     }
 
     let mut creators: HashMap<i64, Vec<(String, String)>> = HashMap::new();
@@ -474,6 +510,19 @@ fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<
 /// custom types and fields).
 fn pick(conn: &Connection, a: &'static str, b: &'static str) -> rusqlite::Result<&'static str> {
     Ok(if table_exists(conn, a)? { a } else { b })
+}
+
+/// The first of `tables` that exists, if any.
+fn pick_existing(
+    conn: &Connection,
+    tables: &[&'static str],
+) -> rusqlite::Result<Option<&'static str>> {
+    for t in tables {
+        if table_exists(conn, t)? {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
 }
 
 fn ids_of(conn: &Connection, sql: &str) -> rusqlite::Result<HashSet<i64>> {
