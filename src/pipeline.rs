@@ -131,16 +131,21 @@ fn remove_new_library(root: &Path, created: bool) {
 }
 
 /// The modification stamps of `paths` (length and mtime), to notice a file
-/// rewritten by an exporter (Better BibTeX's automatic export).
+/// rewritten by an exporter (Better BibTeX's automatic export). A database's
+/// write-ahead log counts too (a Zotero commit may touch only it).
 pub fn stamps(paths: &[PathBuf]) -> Vec<Option<(u64, std::time::SystemTime)>> {
-    paths
-        .iter()
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.len(), m.modified().ok()?)))
-        })
-        .collect()
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)))
+    };
+    let mut out: Vec<_> = paths.iter().map(|p| stamp(p)).collect();
+    out.extend(paths.iter().map(|p| {
+        let mut wal = p.as_os_str().to_owned();
+        wal.push("-wal");
+        Some(stamp(Path::new(&wal)).unwrap_or((0, std::time::SystemTime::UNIX_EPOCH)))
+    }));
+    out
 }
 
 /// Waits until a file of `paths` changes from `last` and then holds still

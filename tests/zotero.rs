@@ -225,7 +225,8 @@ fn re_adding_picks_up_edits_and_reports_deletions_made_in_zotero() {
         err.contains(
             "2 paper(s) deleted in Zotero (or moved to its trash) are still in the papermap library"
         ) && err.contains("zotero:9PWIL7JY \"Almost ISS property for feedback connected systems\"")
-            && err.contains("zotero:MH97KZ75"),
+            && err.contains("zotero:MH97KZ75")
+            && err.contains("The library holds 38 paper(s), 36 of them current in Zotero"),
         "{err}"
     );
     let ps = papers(&lib);

@@ -671,15 +671,18 @@ fn ingest_zotero(
             .collect();
         gone.sort();
         if !gone.is_empty() {
+            let from_zotero = writer.ids().filter(|id| id.starts_with("zotero:")).count();
+            let total = writer.len();
             let mut named = Vec::new();
             for id in &gone {
                 let title = writer.paper_by_id(id)?.map(|p| p.title).unwrap_or_default();
                 named.push(format!("{id} \"{title}\""));
             }
             report.notes.push(format!(
-                "{display}: {} paper(s) deleted in Zotero (or moved to its trash) are still in the papermap library, which cannot remove papers yet; they stay in `related` and `topics` results: {}",
+                "{display}: {} paper(s) deleted in Zotero (or moved to its trash) are still in the papermap library, which cannot remove papers yet; they stay in `related` and `topics` results: {}. The library holds {total} paper(s), {} of them current in Zotero",
                 gone.len(),
-                named.join(", ")
+                named.join(", "),
+                from_zotero - gone.len()
             ));
         }
     }

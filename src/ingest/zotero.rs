@@ -746,6 +746,7 @@ mod tests {
         assert_eq!(zotero_date("2016-06-07 2016-06-07"), (Some(2016), Some(6)));
         assert_eq!(zotero_date("0000-00-00 Spring 2019"), (Some(2019), None));
         assert_eq!(zotero_date("n.d."), (None, None));
+        assert_eq!(zotero_date("0000-00-00 "), (None, None));
     }
 
     #[test]
