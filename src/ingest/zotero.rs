@@ -139,20 +139,33 @@ pub fn read(
     let fields_table = pick(&conn, "fieldsCombined", "fields").map_err(db)?;
 
     let deleted: HashSet<i64> = ids_of(&conn, "SELECT itemID FROM deletedItems").map_err(db)?;
-    let feeds: HashSet<i64> = if has_column(&conn, "libraries", "type").map_err(db)? {
-        ids_of(&conn, "SELECT libraryID FROM libraries WHERE type = 'feed'").map_err(db)?
+    // Zotero 5+ names a library's kind in `type`; older schemas `libraryType`.
+    let kind_column = if has_column(&conn, "libraries", "type").map_err(db)? {
+        Some("type")
+    } else if has_column(&conn, "libraries", "libraryType").map_err(db)? {
+        Some("libraryType")
     } else {
-        HashSet::new()
+        None
     };
-    let user_library: Option<i64> = if has_column(&conn, "libraries", "type").map_err(db)? {
-        conn.query_row(
-            "SELECT libraryID FROM libraries WHERE type = 'user' ORDER BY libraryID LIMIT 1",
-            [],
-            |r| r.get(0),
+    let feeds: HashSet<i64> = match kind_column {
+        Some(c) => ids_of(
+            &conn,
+            &format!("SELECT libraryID FROM libraries WHERE {c} = 'feed'"),
         )
-        .ok()
-    } else {
-        Some(1)
+        .map_err(db)?,
+        None => HashSet::new(),
+    };
+    let user_library: Option<i64> = match kind_column {
+        Some(c) => conn
+            .query_row(
+                &format!(
+                    "SELECT libraryID FROM libraries WHERE {c} = 'user' ORDER BY libraryID LIMIT 1"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .ok(),
+        None => Some(1),
     };
 
     let colls = Collections::load(&conn).map_err(db)?;
@@ -176,7 +189,7 @@ pub fn read(
     };
 
     // Items, in itemID order for a stable result.
-    let mut items: Vec<(i64, String, i64, String)> = Vec::new();
+    let mut items: Vec<(i64, String, Option<i64>, String)> = Vec::new();
     {
         let sql = format!(
             "SELECT i.itemID, i.key, i.libraryID, t.typeName FROM items i \
@@ -304,6 +317,8 @@ pub fn read(
             summary.not_papers += 1;
             continue;
         }
+        // A missing library id is the user's own library.
+        let library = library.or(user_library).unwrap_or(1);
         if feeds.contains(&library) {
             summary.feed_items += 1;
             continue;
