@@ -68,13 +68,13 @@ pub fn add(
     let created = !root.exists();
     let fresh = created || !root.join("MANIFEST.json").exists();
     let result = add_to(root, paths, opts, make);
-    let stored_nothing = match &result {
+    let failed = match &result {
         Err(_) => true,
-        Ok(r) => {
-            r.failed_files().next().is_some() && r.files.iter().all(|f| f.new + f.updated == 0)
-        }
+        Ok(r) => r.failed_files().next().is_some(),
     };
-    if fresh && stored_nothing {
+    // Only a library that holds nothing committed is removed: what a failed
+    // run did commit (a first file stored before a later one failed) stays.
+    if fresh && failed && holds_nothing(root) {
         remove_new_library(root, created);
         if let Ok(mut r) = result {
             r.removed_new_library = true;
@@ -82,6 +82,15 @@ pub fn add(
         }
     }
     result
+}
+
+/// True when the library at `root` has no committed paper (or no library
+/// was made at all); a library that cannot be read is not "nothing".
+fn holds_nothing(root: &Path) -> bool {
+    match Library::open_without_vectors(root) {
+        Ok(lib) => lib.is_empty(),
+        Err(_) => std::fs::metadata(root.join("papers-1.log")).map_or(true, |m| m.len() <= 8),
+    }
 }
 
 fn add_to(
