@@ -28,7 +28,10 @@ pub struct Paper {
     pub venue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Where the record came from: `file:line`.
+    /// Zotero collections the paper is in, as paths ("Thesis/Chapter 2").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<String>,
+    /// Where the record came from: `file:line` (`file#KEY` for a Zotero item).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
     /// The original record verbatim (e.g. the BibTeX entry), for exports
@@ -134,9 +137,32 @@ impl Paper {
             self.month = other.month;
             changed = true;
         }
-        fill!(year, doi, arxiv, venue, url, original);
+        fill!(year, doi, arxiv, venue, url);
+        // The record given back by exports is the richest one seen (its
+        // missing fields are added from the merged paper at export).
+        let richer = match (&self.original, &other.original) {
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => a != b && richness(b) > richness(a),
+            _ => false,
+        };
+        if richer {
+            self.original = other.original.clone();
+            changed = true;
+        }
         changed
     }
+}
+
+/// How much an original record holds: BibTeX (what exports give back
+/// verbatim) before any other format, then by its number of fields.
+fn richness(o: &Original) -> usize {
+    if o.format != "bibtex" {
+        return 0;
+    }
+    crate::ingest::bibtex::entries(&o.text)
+        .into_iter()
+        .find_map(std::result::Result::ok)
+        .map_or(0, |e| 1 + e.fields.len())
 }
 
 /// A publication date at month precision; `month` is `None` when only the

@@ -151,10 +151,11 @@ pub struct EmbedOpts {
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
-    /// Files to read: .bib, .ris, .csv, .tsv, .json, .jsonl, listings (.txt).
+    /// Files to read: .bib, .ris, .csv, .tsv, .json, .jsonl, listings (.txt),
+    /// or Zotero's database (~/Zotero/zotero.sqlite, read while Zotero runs).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Force the input format: bibtex, ris, csv, tsv, json, listing.
+    /// Force the input format: bibtex, ris, csv, tsv, json, listing, zotero.
     #[arg(long)]
     pub format: Option<String>,
     /// Stop at the first bad record of a file and store nothing from it.
@@ -166,6 +167,18 @@ pub struct AddArgs {
     /// Only ingest; embed later with `papermap embed`.
     #[arg(long)]
     pub no_embed: bool,
+    /// Zotero database: only this collection ("Thesis/Chapter 2") and its
+    /// subcollections.
+    #[arg(long, value_name = "PATH")]
+    pub collection: Option<String>,
+    /// Keep running and read the files again whenever they change (e.g. a
+    /// Better BibTeX automatic export); edited entries replace their old
+    /// version and only changed text is embedded. Ctrl-C ends it.
+    #[arg(long, conflicts_with = "no_embed")]
+    pub watch: bool,
+    /// With --watch: how often to look at the files, in milliseconds.
+    #[arg(long, default_value_t = 1000, requires = "watch", hide = true)]
+    pub poll_ms: u64,
     #[command(flatten)]
     pub embed: EmbedOpts,
 }

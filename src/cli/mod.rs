@@ -54,6 +54,8 @@ pub fn run(cli: Cli) -> Result<()> {
                         .map(str::parse)
                         .transpose()?
                         .unwrap_or_default(),
+                    collection: a.collection.clone(),
+                    sync: a.watch,
                 },
                 embed: embed_options(&a.embed, cfg.quiet)?,
                 write: cfg.write.clone(),
@@ -66,8 +68,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
             let mut make = embedder_factory(&cfg, &a.embed);
+            if a.watch {
+                return watch(&cfg, &a.files, &opts, &mut make, a.poll_ms);
+            }
             let r = pipeline::add(&cfg.library, &a.files, &opts, &mut make)?;
-            print_add(&cfg, &r)
+            print_add(&cfg, &r)?;
+            add_outcome(&r)
         }
         Command::Embed(e) => {
             let opts = AddOptions {
@@ -220,15 +226,75 @@ fn out(s: &str) -> Result<()> {
     }
 }
 
+/// `add --watch`: add, then add again whenever a file changes. A failed
+/// round is reported and the watch goes on; Ctrl-C ends it (a kill mid-commit
+/// loses nothing committed).
+fn watch(
+    cfg: &Config,
+    files: &[std::path::PathBuf],
+    opts: &AddOptions,
+    make: &mut dyn FnMut() -> papermap::Result<Box<dyn Embedder>>,
+    poll_ms: u64,
+) -> Result<()> {
+    let poll = Duration::from_millis(poll_ms.max(50));
+    let mut last = pipeline::stamps(files);
+    loop {
+        match pipeline::add(&cfg.library, files, opts, make) {
+            Ok(r) => {
+                print_add(cfg, &r)?;
+                if let Err(e) = add_outcome(&r) {
+                    eprintln!("papermap: error: {e:#}");
+                }
+            }
+            Err(e) => eprintln!("papermap: error: {e:#}"),
+        }
+        if !cfg.quiet {
+            eprintln!(
+                "watching {} file(s) for changes (Ctrl-C to stop)",
+                files.len()
+            );
+        }
+        last = pipeline::wait_for_change(files, &last, poll);
+    }
+}
+
+/// A multi-file `add` reads every file it can, then fails if any could not be read.
+fn add_outcome(r: &pipeline::AddReport) -> Result<()> {
+    let failed: Vec<String> = r
+        .failed_files()
+        .map(|f| f.path.display().to_string())
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} of {} file(s) could not be read: {}{}",
+        failed.len(),
+        r.files.len(),
+        failed.join(", "),
+        if r.removed_new_library {
+            "; nothing was stored, so no library was created"
+        } else {
+            "; what the other files hold is stored"
+        }
+    )
+}
+
 fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
     for w in &r.warnings {
         eprintln!("papermap: warning: {w}");
+    }
+    for f in r.failed_files() {
+        eprintln!("papermap: error: {}", f.error.as_deref().unwrap_or(""));
     }
     if cfg.quiet {
         return Ok(());
     }
     let mut s = String::new();
     for f in &r.files {
+        for n in &f.notes {
+            eprintln!("papermap: {n}");
+        }
         for w in f.warnings.iter().take(20) {
             eprintln!("papermap: warning: {w}");
         }
@@ -239,10 +305,18 @@ fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
                 f.path.display()
             );
         }
+        if f.error.is_some() && f.read == 0 {
+            s.push_str(&format!("{}: not read (error above)\n", f.path.display()));
+            continue;
+        }
         s.push_str(&format!(
-            "{} ({}): read {}, new {}, duplicate {}, updated {}, skipped {}{}\n",
+            "{} ({}): read {}, new {}, duplicate {}, updated {}, skipped {}{}{}\n",
             f.path.display(),
-            f.format,
+            if f.format.is_empty() {
+                "?"
+            } else {
+                f.format.as_str()
+            },
             f.read,
             f.new,
             f.duplicate,
@@ -255,8 +329,23 @@ fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
                 )
             } else {
                 String::new()
+            },
+            if f.error.is_some() {
+                "; stopped by the error above"
+            } else {
+                ""
             }
         ));
+    }
+    if r.removed_new_library {
+        s.push_str("nothing stored; the new library was removed");
+        eprintln!("{s}");
+        return Ok(());
+    }
+    if r.not_embedded {
+        s.push_str("not embedded: run `papermap embed` to embed and index");
+        eprintln!("{s}");
+        return Ok(());
     }
     let e = &r.embed;
     s.push_str(&format!(

@@ -432,15 +432,40 @@ fn to_paper(e: &Entry) -> Paper {
             .map(str::to_string)
             .filter(|v| !v.trim().is_empty())
     };
+    // Text fields are TeX: `~` is a tie (a space) there and only there.
+    let text = |k: &str| get(k).map(|v| super::normalize::bibtex_ties(&v));
     let eprint_is_arxiv = e
         .get("archiveprefix")
         .or(e.get("eprinttype"))
         .is_none_or(|a| a.eq_ignore_ascii_case("arxiv"));
+    // Exports put the arXiv id in `eprint`, in `note` ("arXiv: 2106.15831"),
+    // in `journal` ("arXiv preprint arXiv:2103.07945"), in `url` or the DOI.
+    let arxiv = get("eprint")
+        .filter(|_| eprint_is_arxiv)
+        .and_then(|v| {
+            super::normalize::clean_arxiv(&v).or_else(|| super::normalize::find_arxiv(&v))
+        })
+        .or_else(|| {
+            [
+                "note",
+                "journal",
+                "journaltitle",
+                "url",
+                "howpublished",
+                "doi",
+                "annote",
+                "annotation",
+                "eprint",
+            ]
+            .iter()
+            .filter_map(|k| e.get(k))
+            .find_map(super::normalize::find_arxiv)
+        });
     Paper {
         id: e.key.clone(),
-        title: get("title").unwrap_or_default(),
-        abs: get("abstract").unwrap_or_default(),
-        authors: get("author").map(|a| split_names(&a)).unwrap_or_default(),
+        title: text("title").unwrap_or_default(),
+        abs: text("abstract").unwrap_or_default(),
+        authors: text("author").map(|a| split_names(&a)).unwrap_or_default(),
         year: get("year")
             .or_else(|| get("date"))
             .as_deref()
@@ -452,18 +477,11 @@ fn to_paper(e: &Entry) -> Paper {
                 super::normalize::best_date([get("year").as_deref(), get("date").as_deref()]).1
             }),
         doi: get("doi"),
-        arxiv: get("eprint").filter(|_| eprint_is_arxiv).or_else(|| {
-            get("note")
-                .filter(|n| n.to_ascii_lowercase().contains("arxiv:"))
-                .and_then(|n| {
-                    let i = n.to_ascii_lowercase().find("arxiv:")?;
-                    n[i..].split_whitespace().next().map(str::to_string)
-                })
-        }),
-        venue: get("journal")
-            .or_else(|| get("booktitle"))
-            .or_else(|| get("journaltitle"))
-            .or_else(|| get("publisher")),
+        arxiv,
+        venue: text("journal")
+            .or_else(|| text("booktitle"))
+            .or_else(|| text("journaltitle"))
+            .or_else(|| text("publisher")),
         url: get("url"),
         original: Some(Original {
             format: "bibtex".into(),

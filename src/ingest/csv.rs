@@ -183,6 +183,14 @@ pub fn parse(text: &str, delim: u8, map: &ColumnMap, sink: &mut dyn FnMut(Parsed
         return Ok(());
     };
     let cols: Vec<(&str, Option<usize>)> = FIELDS.iter().map(|(f, _)| (*f, col(f))).collect();
+    // The arXiv snapshot saved through pandas: its `id` column is an arXiv id
+    // that may have been read as a float ("704.001" for 0704.0010).
+    let has = |n: &str| headers.iter().any(|h| h.eq_ignore_ascii_case(n));
+    let arxiv_snapshot = has("id")
+        && has("categories")
+        && ["submitter", "versions", "update_date", "authors_parsed"]
+            .iter()
+            .any(|n| has(n));
     let get = |rec: &::csv::StringRecord, f: &str| -> Option<String> {
         let i = cols.iter().find(|(n, _)| *n == f)?.1?;
         rec.get(i)
@@ -202,33 +210,30 @@ pub fn parse(text: &str, delim: u8, map: &ColumnMap, sink: &mut dyn FnMut(Parsed
             Ok(r) => {
                 let line = r.position().map_or(0, |p| p.line());
                 let authors = get(&r, "authors")
-                    .map(|a| {
-                        a.split(';')
-                            .flat_map(|x| {
-                                if x.contains(" and ") {
-                                    x.split(" and ").collect::<Vec<_>>()
-                                } else {
-                                    vec![x]
-                                }
-                            })
-                            .map(|x| x.trim().to_string())
-                            .filter(|x| !x.is_empty())
-                            .collect()
-                    })
+                    .map(|a| super::normalize::split_author_list(&a))
                     .unwrap_or_default();
                 let date = super::normalize::best_date([
                     get(&r, "year").as_deref(),
                     get(&r, "date").as_deref(),
                 ]);
+                let mut id = get(&r, "id").unwrap_or_default();
+                let mut arxiv = get(&r, "arxiv");
+                if arxiv_snapshot
+                    && arxiv.is_none()
+                    && let Some(ax) = super::normalize::restore_float_arxiv(&id)
+                {
+                    id = ax.clone();
+                    arxiv = Some(ax);
+                }
                 let paper = Paper {
-                    id: get(&r, "id").unwrap_or_default(),
+                    id,
                     title: r.get(title_col).unwrap_or("").to_string(),
                     abs: get(&r, "abstract").unwrap_or_default(),
                     authors,
                     year: date.0,
                     month: date.1,
                     doi: get(&r, "doi"),
-                    arxiv: get(&r, "arxiv"),
+                    arxiv,
                     venue: get(&r, "venue"),
                     url: get(&r, "url"),
                     ..Default::default()

@@ -321,11 +321,7 @@ fn authors(v: &Value) -> Vec<String> {
 
 /// "A. One, B. Two and C. Three" -> three names.
 fn split_authors(s: &str) -> Vec<String> {
-    s.split(" and ")
-        .flat_map(|part| part.split(", "))
-        .map(normalize::collapse_ws)
-        .filter(|a| !a.is_empty())
-        .collect()
+    normalize::split_author_list(s)
 }
 
 /// OpenAlex stores abstracts as {word: [positions]}; rebuild the text.

@@ -14,6 +14,7 @@ mod listing;
 pub mod normalize;
 mod ris;
 mod tagged;
+pub mod zotero;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ pub enum Format {
     Medline,
     /// EndNote tagged (`.enw`, `%0` records).
     EndNote,
+    /// The Zotero desktop database (`zotero.sqlite`).
+    Zotero,
 }
 
 impl FromStr for Format {
@@ -57,9 +60,10 @@ impl FromStr for Format {
             "wos" | "webofscience" => Format::Wos,
             "medline" | "nbib" | "pubmed" => Format::Medline,
             "endnote" | "enw" => Format::EndNote,
+            "zotero" | "sqlite" => Format::Zotero,
             other => {
                 return Err(Error::Invalid(format!(
-                    "unknown format '{other}' (expected bibtex, ris, csv, tsv, json, wos, medline, endnote, listing)"
+                    "unknown format '{other}' (expected bibtex, ris, csv, tsv, json, wos, medline, endnote, listing, zotero)"
                 )));
             }
         })
@@ -78,6 +82,7 @@ impl fmt::Display for Format {
             Format::Wos => "wos",
             Format::Medline => "medline",
             Format::EndNote => "endnote",
+            Format::Zotero => "zotero",
         })
     }
 }
@@ -114,6 +119,11 @@ pub struct IngestOptions {
     pub strict: bool,
     /// CSV/TSV column names to use instead of the header synonyms.
     pub columns: ColumnMap,
+    /// Zotero databases: only this collection path and its subcollections.
+    pub collection: Option<String>,
+    /// The files are re-read as they change (`add --watch`): a record whose
+    /// id names a paper read from the same file replaces it.
+    pub sync: bool,
 }
 
 /// Counts for one file, printed as the ingest summary.
@@ -130,6 +140,12 @@ pub struct FileReport {
     pub no_abstract: usize,
     /// Problems and skips, each naming the file and line.
     pub warnings: Vec<String>,
+    /// What else the user should know (a Zotero database's contents, papers
+    /// deleted in Zotero).
+    pub notes: Vec<String>,
+    /// Why the file could not be read (to the end): the rest of the files are
+    /// still read, and `add` fails at the end.
+    pub error: Option<String>,
 }
 
 /// Detects the format of `path` from its extension, then its content.
@@ -265,6 +281,12 @@ fn parse_source(
         Format::Wos => tagged::parse(tagged::Dialect::WebOfScience, &src.read_all()?, sink),
         Format::Medline => tagged::parse(tagged::Dialect::Medline, &src.read_all()?, sink),
         Format::EndNote => tagged::parse(tagged::Dialect::EndNote, &src.read_all()?, sink),
+        Format::Zotero => {
+            return Err(Error::Input {
+                path: path.to_path_buf(),
+                reason: "a Zotero database is read from its file, not from text".into(),
+            });
+        }
     }
     Ok(format)
 }
@@ -332,18 +354,12 @@ fn finish(mut p: Paper) -> std::result::Result<Paper, String> {
     p.doi = p.doi.as_deref().and_then(normalize::clean_doi);
     p.arxiv = p.arxiv.as_deref().and_then(normalize::clean_arxiv);
     if p.arxiv.is_none() {
-        // arXiv DOIs (10.48550/arXiv.2003.02234) and URLs name the arXiv id.
-        p.arxiv = [p.doi.as_deref(), p.url.as_deref()]
+        // arXiv DOIs (10.48550/arXiv.2003.02234), URLs and "arXiv preprint
+        // arXiv:..." venues name the arXiv id.
+        p.arxiv = [p.doi.as_deref(), p.url.as_deref(), p.venue.as_deref()]
             .into_iter()
             .flatten()
-            .find_map(|s| {
-                let lower = s.to_ascii_lowercase();
-                lower
-                    .find("arxiv.")
-                    .map(|i| &s[i + 6..])
-                    .or_else(|| lower.find("arxiv.org/abs/").map(|i| &s[i + 14..]))
-                    .and_then(normalize::clean_arxiv)
-            });
+            .find_map(normalize::find_arxiv);
     }
     if p.year.is_none()
         && let Some(d) = p.arxiv.as_deref().and_then(crate::paper::arxiv_date)
@@ -401,114 +417,276 @@ pub fn check_inputs(paths: &[PathBuf]) -> Result<()> {
         } else {
             "not a regular file"
         };
+        // `add ~/Zotero` means the database in it.
+        let hint = if t.is_dir() && path.join("zotero.sqlite").is_file() {
+            format!(
+                " (for the Zotero library in it, pass {})",
+                path.join("zotero.sqlite").display()
+            )
+        } else {
+            String::new()
+        };
         return Err(Error::Input {
             path: path.clone(),
-            reason: format!("is {kind}; papermap reads records only from regular files"),
+            reason: format!("is {kind}; papermap reads records only from regular files{hint}"),
         });
     }
     Ok(())
 }
 
-/// Reads `paths` into the library. Returns one report per file.
+/// Reads `paths` into the library. Returns one report per file: a file that
+/// cannot be read gets its `error` and the next file is read; only a failure
+/// of the library itself (a full disk) stops everything.
 pub fn ingest(
     writer: &mut Writer,
     paths: &[PathBuf],
     opts: &IngestOptions,
 ) -> Result<Vec<FileReport>> {
     check_inputs(paths)?;
+    if opts.collection.is_some() && !paths.iter().any(|p| is_zotero(p, opts)) {
+        return Err(Error::Invalid(
+            "--collection selects a collection of a Zotero database (zotero.sqlite); none was given"
+                .into(),
+        ));
+    }
     let mut reports = Vec::with_capacity(paths.len());
     for path in paths {
-        if opts.strict {
-            let mut first: Option<(u64, String)> = None;
-            parse_file(path, opts, &mut |p| {
-                if first.is_some() {
-                    return;
-                }
-                match p {
-                    Parsed::Problem { line, reason } => first = Some((line, reason)),
-                    Parsed::Warning { .. } => {}
-                    Parsed::Record { line, paper } => {
-                        if let Err(reason) = finish(paper) {
-                            first = Some((line, reason));
-                        }
-                    }
-                }
-            })?;
-            if let Some((line, reason)) = first {
-                return Err(Error::Parse {
-                    path: path.clone(),
-                    line,
-                    reason: format!("{reason} (--strict: nothing from this file was stored)"),
-                });
-            }
-        }
         let mut report = FileReport {
             path: path.clone(),
             ..Default::default()
         };
-        let mut failure: Option<Error> = None;
-        let display = path.display().to_string();
-        let format = parse_file(path, opts, &mut |parsed| {
-            if failure.is_some() {
+        let outcome = if is_zotero(path, opts) {
+            ingest_zotero(writer, path, opts, &mut report)?
+        } else {
+            ingest_file(writer, path, opts, &mut report)?
+        };
+        if let Err(e) = outcome {
+            report.error = Some(e.to_string());
+        }
+        // What was stored before a file failed is kept.
+        writer.commit()?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn is_zotero(path: &Path, opts: &IngestOptions) -> bool {
+    match opts.format {
+        Some(f) => f == Format::Zotero,
+        None => zotero::is_sqlite(path),
+    }
+}
+
+/// The outer error is the library's (fatal), the inner one the file's.
+type FileOutcome = Result<Result<()>>;
+
+fn ingest_file(
+    writer: &mut Writer,
+    path: &Path,
+    opts: &IngestOptions,
+    report: &mut FileReport,
+) -> FileOutcome {
+    if opts.strict {
+        let mut first: Option<(u64, String)> = None;
+        let checked = parse_file(path, opts, &mut |p| {
+            if first.is_some() {
                 return;
             }
-            match parsed {
-                Parsed::Warning { line, reason } => {
-                    report.warnings.push(location(&display, line, &reason));
+            match p {
+                Parsed::Problem { line, reason } => first = Some((line, reason)),
+                Parsed::Warning { .. } => {}
+                Parsed::Record { line, paper } => {
+                    if let Err(reason) = finish(paper) {
+                        first = Some((line, reason));
+                    }
                 }
-                Parsed::Problem { line, reason } => {
-                    report.warnings.push(location(&display, line, &reason));
-                    report.read += 1;
-                    report.skipped += 1;
-                }
-                Parsed::Record { line, mut paper } => {
-                    report.read += 1;
-                    paper.source = format!("{display}:{line}");
-                    let long = paper.abs.len() > MAX_ABSTRACT;
-                    match finish(paper) {
-                        Err(reason) => {
-                            report.skipped += 1;
-                            report.warnings.push(location(&display, line, &reason));
+            }
+        });
+        if let Err(e) = checked {
+            return Ok(Err(e));
+        }
+        if let Some((line, reason)) = first {
+            return Ok(Err(Error::Parse {
+                path: path.to_path_buf(),
+                line,
+                reason: format!("{reason} (--strict: nothing from this file was stored)"),
+            }));
+        }
+    }
+    let mut failure: Option<Error> = None;
+    let display = path.display().to_string();
+    let parsed = parse_file(path, opts, &mut |parsed| {
+        if failure.is_some() {
+            return;
+        }
+        match parsed {
+            Parsed::Warning { line, reason } => {
+                report.warnings.push(location(&display, line, &reason));
+            }
+            Parsed::Problem { line, reason } => {
+                report.warnings.push(location(&display, line, &reason));
+                report.read += 1;
+                report.skipped += 1;
+            }
+            Parsed::Record { line, mut paper } => {
+                report.read += 1;
+                paper.source = format!("{display}:{line}");
+                let long = paper.abs.len() > MAX_ABSTRACT;
+                match finish(paper) {
+                    Err(reason) => {
+                        report.skipped += 1;
+                        report.warnings.push(location(&display, line, &reason));
+                    }
+                    Ok(paper) => {
+                        if long && paper.abs.chars().count() == MAX_ABSTRACT {
+                            report.warnings.push(location(
+                                &display,
+                                line,
+                                &format!("abstract cut to its first {MAX_ABSTRACT} characters"),
+                            ));
                         }
-                        Ok(paper) => {
-                            if long && paper.abs.chars().count() == MAX_ABSTRACT {
-                                report.warnings.push(location(
-                                    &display,
-                                    line,
-                                    &format!("abstract cut to its first {MAX_ABSTRACT} characters"),
-                                ));
-                            }
-                            let no_abs = !paper.has_abstract();
-                            match writer.add_paper(paper) {
-                                Ok(Added::New(_)) => {
-                                    report.new += 1;
-                                    report.no_abstract += usize::from(no_abs);
-                                }
-                                Ok(Added::Duplicate(_)) => report.duplicate += 1,
-                                Ok(Added::Updated(_)) => report.updated += 1,
-                                Err(e) => failure = Some(e),
-                            }
-                            // Large files commit as they go: a crash loses at
-                            // most one chunk, and a re-run skips what is stored.
-                            if failure.is_none()
-                                && report.read.is_multiple_of(20_000)
-                                && let Err(e) = writer.commit()
-                            {
-                                failure = Some(e);
-                            }
+                        let no_abs = !paper.has_abstract();
+                        let added = if opts.sync {
+                            writer.sync_paper(paper, &display)
+                        } else {
+                            writer.add_paper(paper)
+                        };
+                        if let Err(e) = count(report, added, no_abs) {
+                            failure = Some(e);
+                        }
+                        // Large files commit as they go: a crash loses at
+                        // most one chunk, and a re-run skips what is stored.
+                        if failure.is_none()
+                            && report.read.is_multiple_of(20_000)
+                            && let Err(e) = writer.commit()
+                        {
+                            failure = Some(e);
                         }
                     }
                 }
             }
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
         }
-        writer.commit()?;
-        report.format = format.to_string();
-        reports.push(report);
+    });
+    if let Some(e) = failure {
+        return Err(e);
     }
-    Ok(reports)
+    match parsed {
+        Ok(format) => {
+            report.format = format.to_string();
+            Ok(Ok(()))
+        }
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// Counts one stored record in the file's report.
+fn count(report: &mut FileReport, added: Result<Added>, no_abs: bool) -> Result<()> {
+    match added? {
+        Added::New(_) => {
+            report.new += 1;
+            report.no_abstract += usize::from(no_abs);
+        }
+        Added::Duplicate(_) => report.duplicate += 1,
+        Added::Updated(_) => report.updated += 1,
+    }
+    Ok(())
+}
+
+/// A Zotero database: every regular item stored under its item key
+/// (re-adding replaces what changed), then the papers deleted in Zotero
+/// since the last add are reported.
+fn ingest_zotero(
+    writer: &mut Writer,
+    path: &Path,
+    opts: &IngestOptions,
+    report: &mut FileReport,
+) -> FileOutcome {
+    report.format = Format::Zotero.to_string();
+    let display = path.display().to_string();
+    let zopts = zotero::ZoteroOptions {
+        collection: opts.collection.clone(),
+    };
+    let mut records: Vec<Paper> = Vec::new();
+    let summary = match zotero::read(path, &zopts, &mut |p| match p {
+        Parsed::Record { paper, .. } => records.push(paper),
+        Parsed::Problem { reason, .. } | Parsed::Warning { reason, .. } => {
+            report.warnings.push(location(&display, 0, &reason));
+        }
+    }) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut finished = Vec::with_capacity(records.len());
+    for paper in records {
+        report.read += 1;
+        let id = paper.id.clone();
+        match finish(paper) {
+            Ok(p) => finished.push(p),
+            Err(reason) => {
+                let reason = format!("item {id}: {reason}");
+                if opts.strict {
+                    return Ok(Err(Error::Input {
+                        path: path.to_path_buf(),
+                        reason: format!("{reason} (--strict: nothing from this file was stored)"),
+                    }));
+                }
+                report.skipped += 1;
+                report.warnings.push(location(&display, 0, &reason));
+            }
+        }
+    }
+    for paper in finished {
+        let no_abs = !paper.has_abstract();
+        let added = writer.put_paper(paper);
+        count(report, added, no_abs)?;
+    }
+    report.notes.push(format!(
+        "{display}: {}: {} regular item(s) read; not read: {} attachment(s)/note(s)/annotation(s), {} in the trash{}{}; {} collection(s)",
+        summary.schema,
+        summary.regular,
+        summary.not_papers,
+        summary.trashed,
+        if summary.feed_items > 0 {
+            format!(", {} feed item(s)", summary.feed_items)
+        } else {
+            String::new()
+        },
+        if opts.collection.is_some() {
+            format!(", {} outside the collection", summary.outside_collection)
+        } else {
+            String::new()
+        },
+        summary.collections,
+    ));
+    if opts.collection.is_none() {
+        // Deletions: Zotero papers stored earlier that the database no
+        // longer holds (or holds in its trash). The library cannot remove
+        // papers yet, so they are named, and what stays is said.
+        let seen: std::collections::HashSet<&str> =
+            summary.ids.iter().map(String::as_str).collect();
+        let mut gone: Vec<String> = writer
+            .ids()
+            .filter(|id| id.starts_with("zotero:") && !seen.contains(id))
+            .map(str::to_string)
+            .collect();
+        gone.sort();
+        if !gone.is_empty() {
+            let from_zotero = writer.ids().filter(|id| id.starts_with("zotero:")).count();
+            let total = writer.len();
+            let mut named = Vec::new();
+            for id in &gone {
+                let title = writer.paper_by_id(id)?.map(|p| p.title).unwrap_or_default();
+                named.push(format!("{id} \"{title}\""));
+            }
+            report.notes.push(format!(
+                "{display}: {} paper(s) deleted in Zotero (or moved to its trash) are still in the papermap library, which cannot remove papers yet; they stay in `related` and `topics` results: {}. The library holds {total} paper(s), {} of them current in Zotero",
+                gone.len(),
+                named.join(", "),
+                from_zotero - gone.len()
+            ));
+        }
+    }
+    Ok(Ok(()))
 }
 
 fn location(file: &str, line: u64, reason: &str) -> String {

@@ -17,23 +17,65 @@ pub fn clean_text(s: &str) -> String {
     } else {
         s.to_string()
     };
-    let s = if s.contains(['\\', '{', '$', '~']) || s.contains("--") || s.contains("``") {
+    // `~` is not TeX here: outside BibTeX it means "about" ("~6 h"); the
+    // BibTeX reader turns its ties into spaces itself (`bibtex_ties`).
+    let s = if s.contains(['\\', '{', '$']) || s.contains("--") || s.contains("``") {
         latex_to_text(&s)
     } else {
         s
     };
-    // Zotero escapes TeX it stored as text (`\$\$O{\textbackslash}left(`); once
-    // unescaped, that is TeX again: read it once more.
-    let s = if s.contains("$$")
-        || s.contains("\\frac")
-        || s.contains("\\left")
-        || s.contains("\\mathrm")
-    {
+    // Zotero escapes TeX it stored as text (`\$\$O{\textbackslash}left(`,
+    // `{\textbackslash}emph\{x\}`); once unescaped, that is TeX again: read it
+    // once more, so every record's maths and markup end up the same way.
+    let s = if s.matches('$').count() >= 2 || has_known_command(&s) {
         latex_to_text(&s)
     } else {
         s
     };
     collapse_ws(&s).nfc().collect()
+}
+
+/// True when `s` holds a LaTeX command papermap knows (`\emph`, `\alpha`,
+/// `\frac`), as opposed to a literal backslash (`\n`).
+fn has_known_command(s: &str) -> bool {
+    s.match_indices('\\').any(|(i, _)| {
+        let name: String = s[i + 1..]
+            .chars()
+            .take_while(char::is_ascii_alphabetic)
+            .collect();
+        !name.is_empty() && (is_wrapper(&name) || symbol(&name).is_some() || is_math_layout(&name))
+    })
+}
+
+/// Maths layout commands that carry no text of their own.
+fn is_math_layout(cmd: &str) -> bool {
+    matches!(
+        cmd,
+        "left"
+            | "right"
+            | "mathop"
+            | "nolimits"
+            | "limits"
+            | "frac"
+            | "dfrac"
+            | "tfrac"
+            | "big"
+            | "Big"
+            | "bigl"
+            | "bigr"
+            | "displaystyle"
+    )
+}
+
+/// BibTeX ties: an unescaped `~` is a non-breaking space (`\~{n}` is an accent).
+pub fn bibtex_ties(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev = ' ';
+    for c in s.chars() {
+        out.push(if c == '~' && prev != '\\' { ' ' } else { c });
+        prev = c;
+    }
+    out
 }
 
 /// An abstract: `clean_text` plus removal of publisher copyright tails
@@ -57,30 +99,46 @@ pub fn clean_abstract(s: &str) -> String {
 
 /// Removes a trailing copyright notice. Only notices at the end are cut, and
 /// only from their start marker (©, (c) YEAR, "Copyright"), so an abstract
-/// that merely discusses copyright keeps its text.
+/// that merely discusses copyright keeps its text. The earliest marker that
+/// starts a notice wins: "© 2019, © 2019 Informa UK" goes whole.
 pub fn strip_copyright(s: &str) -> String {
-    let mut cut = s.len();
-    let lower = s.to_lowercase();
-    let markers = ["©", "(c) 19", "(c) 20", "copyright ", "copyright©"];
-    for m in markers {
-        if let Some(pos) = lower.rfind(m) {
-            // lowercasing can shift byte offsets for non-ASCII; only trust
-            // positions that are char boundaries in the original too.
-            if pos < cut && s.is_char_boundary(pos) && is_tail(&s[pos..]) {
-                cut = pos;
-            }
+    let mut from = s.len().saturating_sub(MAX_TAIL);
+    while !s.is_char_boundary(from) {
+        from += 1;
+    }
+    for (i, _) in s[from..].char_indices() {
+        let rest = &s[from + i..];
+        let starts = |m: &str| {
+            rest.get(..m.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(m))
+        };
+        let tail = if rest.starts_with('©') {
+            // A © at the end of an abstract is a notice even without a year
+            // ("© Kalahari Journals.", "© COPYRIGHT SPIE.").
+            rest.len() <= 200 || is_tail(rest)
+        } else if ["(c) 19", "(c) 20", "copyright ", "copyright©"]
+            .iter()
+            .any(|m| starts(m))
+        {
+            is_tail(rest)
+        } else {
+            false
+        };
+        if tail {
+            return s[..from + i].trim_end().to_string();
         }
     }
-    let kept = s[..cut].trim_end();
-    // A notice that was the whole "abstract" leaves nothing: keep nothing.
-    kept.to_string()
+    s.to_string()
 }
+
+/// Longest copyright notice looked for at the end of an abstract.
+const MAX_TAIL: usize = 400;
 
 /// True when text from a copyright marker to the end looks like a notice,
 /// not a sentence of the abstract: short, and naming a year or rights.
 fn is_tail(t: &str) -> bool {
     let lower = t.to_lowercase();
-    t.len() <= 400
+    t.len() <= MAX_TAIL
         && (lower.contains("rights reserved")
             || lower.contains("licen")
             || lower.contains("published")
@@ -375,6 +433,13 @@ pub fn latex_to_text(s: &str) -> String {
                     continue;
                 }
                 if let Some(sym) = symbol(&cmd) {
+                    // An operator name glued to a symbol ("N\log N") is a word.
+                    if sym.len() > 1
+                        && sym.bytes().all(|b| b.is_ascii_alphabetic())
+                        && out.chars().last().is_some_and(char::is_alphanumeric)
+                    {
+                        out.push(' ');
+                    }
                     out.push_str(sym);
                     // `\ldots and` keeps a word space; `{\ss}` has none.
                     if next > i + 1 + cmd.len() && next < chars.len() && chars[next] != '}' {
@@ -385,6 +450,31 @@ pub fn latex_to_text(s: &str) -> String {
                         i += 2;
                     }
                     continue;
+                }
+                if matches!(cmd.as_str(), "frac" | "dfrac" | "tfrac")
+                    && chars.get(next) == Some(&'{')
+                {
+                    // \frac{a}{b} -> a/b, parenthesised when a side is not one token.
+                    let end1 = skip_group(&chars, next);
+                    let end2 = skip_group(&chars, end1);
+                    let side = |a: usize, b: usize| {
+                        let inner: String = chars[(a + 1).min(b)..b.saturating_sub(1).max(a + 1)]
+                            .iter()
+                            .collect();
+                        let t = collapse_ws(&latex_to_text(&inner));
+                        if t.contains(' ') || t.contains(['+', '-']) {
+                            format!("({t})")
+                        } else {
+                            t
+                        }
+                    };
+                    if end2 > end1 {
+                        out.push_str(&side(next, end1));
+                        out.push('/');
+                        out.push_str(&side(end1, end2));
+                        i = end2;
+                        continue;
+                    }
                 }
                 if cmd == "href" {
                     // \href{url}{text}: keep the text only.
@@ -405,10 +495,21 @@ pub fn latex_to_text(s: &str) -> String {
                 out.push_str(&cmd);
                 i = next;
             }
-            '{' | '}' | '$' => i += 1,
-            '~' => {
-                out.push(' ');
-                i += 1;
+            '{' | '}' => i += 1,
+            '$' => {
+                // A maths span glued to a word ("bounded by$$O(") gets a space.
+                let mut j = i;
+                while chars.get(j) == Some(&'$') {
+                    j += 1;
+                }
+                let glued_before = out.chars().last().is_some_and(char::is_alphanumeric);
+                let glued_after = chars
+                    .get(j)
+                    .is_some_and(|c| c.is_alphanumeric() || *c == '\\');
+                if glued_before && glued_after {
+                    out.push(' ');
+                }
+                i = j;
             }
             '-' if chars.get(i + 1) == Some(&'-') => {
                 if chars.get(i + 2) == Some(&'-') {
@@ -549,6 +650,97 @@ pub fn clean_arxiv(s: &str) -> Option<String> {
             && b.chars().all(|c| c.is_ascii_digit())
     });
     (is_new || is_old).then(|| s.to_string())
+}
+
+/// The first arXiv id named anywhere in a field, in the forms exports use:
+/// `arXiv:2106.15831 [cs]`, `arXiv: 2106.15831`, `arXiv preprint
+/// arXiv:2103.07945`, `arxiv.org/abs/...`, `arxiv.org/pdf/...v2.pdf`,
+/// `10.48550/arXiv.2003.02234`.
+pub fn find_arxiv(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    lower.match_indices("arxiv").find_map(|(i, _)| {
+        let mut rest = &text[i + 5..];
+        for p in [".org/abs/", ".org/pdf/", ".org/abs", ".org/pdf"] {
+            if rest
+                .get(..p.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(p))
+            {
+                rest = &rest[p.len()..];
+                break;
+            }
+        }
+        let rest = rest.trim_start_matches([':', '.', ' ', '/', '\t']);
+        let token: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !",;)]}\"'<>".contains(*c))
+            .collect();
+        clean_arxiv(token.trim_end_matches('.'))
+    })
+}
+
+/// An arXiv id that went through a float column (pandas reads the arXiv
+/// snapshot's `id` as a number: `704.001` for 0704.0010, `1501.1` for
+/// 1501.10000): the leading zero of YYMM and the trailing zeros of the
+/// sequence number (4 digits up to 1412, 5 from 1501) restored.
+pub fn restore_float_arxiv(s: &str) -> Option<String> {
+    let s = s.trim();
+    if let Some(id) = clean_arxiv(s) {
+        return Some(id);
+    }
+    let (a, b) = s.split_once('.')?;
+    if !(3..=4).contains(&a.len())
+        || b.is_empty()
+        || b.len() > 5
+        || !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let yymm = format!("{a:0>4}");
+    let month: u32 = yymm[2..].parse().ok()?;
+    if !(1..=12).contains(&month) {
+        return None;
+    }
+    let width = if yymm.as_str() >= "1501" && !yymm.starts_with('9') {
+        5
+    } else {
+        4
+    };
+    if b.len() > width {
+        return None;
+    }
+    clean_arxiv(&format!("{yymm}.{b:0<width$}"))
+}
+
+/// Splits one string naming several authors, by the separators it uses:
+/// `;`, " and ", or ", " between full names ("A. One, B. Two and C. Three").
+/// A single "Last, First" stays one author: a comma splits only when every
+/// part has a space in it (a first name and a last name).
+pub fn split_author_list(s: &str) -> Vec<String> {
+    let s = s.replace(", and ", " and ");
+    let parts: Vec<String> = if s.contains(';') {
+        s.split(';')
+            .flat_map(|p| p.split(" and "))
+            .map(str::to_string)
+            .collect()
+    } else {
+        let by_and: Vec<&str> = s.split(" and ").collect();
+        let by_comma: Vec<&str> = by_and
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if by_comma.len() > by_and.len() && by_comma.iter().all(|p| p.contains(' ')) {
+            by_comma.into_iter().map(str::to_string).collect()
+        } else {
+            by_and.into_iter().map(str::to_string).collect()
+        }
+    };
+    parts
+        .iter()
+        .map(|p| collapse_ws(p))
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn strip_version(s: &str) -> &str {
@@ -763,5 +955,129 @@ mod tests {
         );
         assert_eq!(parse_year("Mon, 2 Apr 2007 19:18:42 GMT"), Some(2007));
         assert_eq!(parse_year("12345"), None);
+    }
+    // Issue 19: what real exports lost.
+    #[test]
+    fn arxiv_ids_are_found_in_every_field_exports_use() {
+        for (text, id) in [
+            ("arXiv: 2106.15831", "2106.15831"),
+            ("arXiv:1606.02360 [cs, math]", "1606.02360"),
+            ("arXiv preprint arXiv:2103.07945", "2103.07945"),
+            ("http://arxiv.org/abs/2003.02234v3", "2003.02234"),
+            ("https://arxiv.org/pdf/1706.03762v7.pdf", "1706.03762"),
+            ("10.48550/arXiv.2003.02234", "2003.02234"),
+            ("ArXiv:hep-th/9901001v2", "hep-th/9901001"),
+        ] {
+            assert_eq!(find_arxiv(text).as_deref(), Some(id), "{text}");
+        }
+        assert_eq!(find_arxiv("Publisher: arXiv"), None);
+        // Found by the fuzz test: a multi-byte character where ".org/abs" would end.
+        assert_eq!(find_arxiv("arXiv:2110.06ù48 [cs]"), None);
+        assert_eq!(find_arxiv("arXiv.oùg"), None);
+        assert_eq!(find_arxiv("https://example.org/2003.02234"), None);
+    }
+
+    #[test]
+    fn zotero_escaped_tex_is_read_to_plain_text() {
+        // As Zotero's BibTeX export writes TeX it stored as text.
+        assert_eq!(
+            clean_text(r"access to an {\textbackslash}emph\{unlabelled\} test sample"),
+            "access to an unlabelled test sample"
+        );
+        assert_eq!(
+            clean_text(r"called \${\textbackslash}mathcal\{V\}\$-information"),
+            "called V-information"
+        );
+        assert_eq!(
+            clean_text(r"classes of \${\textbackslash}phi\$-divergences"),
+            "classes of φ-divergences"
+        );
+        assert_eq!(
+            clean_text(r"{\em robust} and \textit{fast}, see \url{https://x.org/a}"),
+            "robust and fast, see https://x.org/a"
+        );
+        let bound = clean_text(
+            r"shown to be bounded by\$\$O{\textbackslash}left( \{{\textbackslash}frac\{\{{\textbackslash}mathop c{\textbackslash}nolimits\_f{\textasciicircum}2 \}\}\{n\}\} {\textbackslash}right)\$\$wheren",
+        );
+        assert_eq!(bound, "shown to be bounded by O( c_f^2/n )wheren");
+        // A literal backslash stays.
+        assert_eq!(clean_text(r"\textbackslash{}n"), r"\n");
+    }
+
+    #[test]
+    fn tilde_means_about_outside_tex() {
+        assert_eq!(
+            clean_abstract("over a ~6 h period {sic}"),
+            "over a ~6 h period sic"
+        );
+        assert_eq!(clean_text("over a ~6 h period"), "over a ~6 h period");
+        assert_eq!(
+            bibtex_ties(r"Fig.~1 and ma\~{n}ana"),
+            r"Fig. 1 and ma\~{n}ana"
+        );
+        assert_eq!(
+            clean_text(&bibtex_ties(r"Fig.~1, ma\~{n}ana")),
+            "Fig. 1, mañana"
+        );
+    }
+
+    #[test]
+    fn copyright_tails_in_every_shape_are_cut() {
+        for (text, kept) in [
+            (
+                "We measure wages. © Kalahari Journals.",
+                "We measure wages.",
+            ),
+            (
+                "Optics results. © COPYRIGHT SPIE. Downloading of the abstract is permitted for personal use only.",
+                "Optics results.",
+            ),
+            (
+                "We study Z. © 2019, © 2019 Informa UK Limited, trading as Taylor & Francis Group.",
+                "We study Z.",
+            ),
+            ("We study W. Copyright © 2020 The Authors.", "We study W."),
+        ] {
+            assert_eq!(clean_abstract(text), kept, "{text}");
+        }
+    }
+
+    #[test]
+    fn float_mangled_arxiv_ids_are_restored() {
+        assert_eq!(restore_float_arxiv("704.001").as_deref(), Some("0704.0010"));
+        assert_eq!(
+            restore_float_arxiv("704.0001").as_deref(),
+            Some("0704.0001")
+        );
+        assert_eq!(restore_float_arxiv("1501.1").as_deref(), Some("1501.10000"));
+        assert_eq!(restore_float_arxiv("1412.5").as_deref(), Some("1412.5000"));
+        assert_eq!(
+            restore_float_arxiv("2106.15831").as_deref(),
+            Some("2106.15831")
+        );
+        assert_eq!(
+            restore_float_arxiv("hep-th/9901001").as_deref(),
+            Some("hep-th/9901001")
+        );
+        assert_eq!(restore_float_arxiv("713.5"), None);
+        assert_eq!(restore_float_arxiv("abc"), None);
+    }
+
+    #[test]
+    fn author_lists_split_by_the_separators_they_use() {
+        assert_eq!(
+            split_author_list("C. Balázs, E. L. Berger, P. M. Nadolsky and C.-P. Yuan"),
+            vec!["C. Balázs", "E. L. Berger", "P. M. Nadolsky", "C.-P. Yuan"]
+        );
+        assert_eq!(split_author_list("Smith, John"), vec!["Smith, John"]);
+        assert_eq!(
+            split_author_list("Smith, John and Roe, R."),
+            vec!["Smith, John", "Roe, R."]
+        );
+        assert_eq!(
+            split_author_list("Doe, J.; Roe, R."),
+            vec!["Doe, J.", "Roe, R."]
+        );
+        assert_eq!(split_author_list("Ada Lovelace"), vec!["Ada Lovelace"]);
     }
 }

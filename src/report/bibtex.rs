@@ -21,7 +21,7 @@ fn braced(s: &str) -> String {
 
 pub fn entry(p: &Paper) -> String {
     if let Some(o) = p.original.as_ref().filter(|o| o.format == "bibtex") {
-        return o.text.clone();
+        return with_merged_fields(&o.text, p);
     }
     let key: String =
         p.id.chars()
@@ -66,6 +66,66 @@ pub fn entry(p: &Paper) -> String {
         .map(|(k, v)| format!("  {k} = {}", braced(v)))
         .collect();
     format!("@{kind}{{{key},\n{}\n}}", body.join(",\n"))
+}
+
+/// The original entry as read, plus the fields a merged duplicate brought
+/// that it lacks (a paper read from two files keeps the richer entry; the
+/// other's DOI or abstract is not lost on export). Unchanged when nothing
+/// is missing.
+fn with_merged_fields(raw: &str, p: &Paper) -> String {
+    let Some(Ok(e)) = crate::ingest::bibtex::entries(raw).into_iter().next() else {
+        return raw.to_string();
+    };
+    let lacks = |names: &[&str]| names.iter().all(|n| e.get(n).is_none());
+    let mut add: Vec<(&str, String)> = Vec::new();
+    if lacks(&["author"]) && !p.authors.is_empty() {
+        add.push(("author", p.authors.join(" and ")));
+    }
+    if lacks(&["year", "date"])
+        && let Some(y) = p.year
+    {
+        add.push(("year", y.to_string()));
+    }
+    if lacks(&["journal", "booktitle", "journaltitle", "publisher"])
+        && let Some(v) = &p.venue
+    {
+        add.push(("journal", v.clone()));
+    }
+    if lacks(&["doi"])
+        && let Some(d) = &p.doi
+    {
+        add.push(("doi", d.clone()));
+    }
+    if lacks(&["eprint"])
+        && let Some(a) = &p.arxiv
+    {
+        add.push(("eprint", a.clone()));
+        if lacks(&["archiveprefix", "eprinttype"]) {
+            add.push(("archiveprefix", "arXiv".into()));
+        }
+    }
+    if lacks(&["url"])
+        && let Some(u) = &p.url
+    {
+        add.push(("url", u.clone()));
+    }
+    if lacks(&["abstract"]) && !p.abs.is_empty() {
+        add.push(("abstract", p.abs.clone()));
+    }
+    let t = raw.trim_end();
+    let Some(close) = t.chars().last().filter(|c| *c == '}' || *c == ')') else {
+        return raw.to_string();
+    };
+    if add.is_empty() {
+        return raw.to_string();
+    }
+    let body = t[..t.len() - close.len_utf8()].trim_end();
+    let sep = if body.ends_with(',') { "" } else { "," };
+    let fields: Vec<String> = add
+        .iter()
+        .map(|(k, v)| format!("  {k} = {}", braced(v)))
+        .collect();
+    format!("{body}{sep}\n{}\n{close}", fields.join(",\n"))
 }
 
 pub fn render_topic(t: &TopicView, papers: &[Paper]) -> String {

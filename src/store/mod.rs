@@ -110,6 +110,18 @@ fn add_identity(map: &mut HashMap<u64, Vec<usize>>, keys: Vec<String>, row: usiz
     }
 }
 
+/// Equal records, wherever they were read from (a line number that moved is
+/// no change).
+fn same_but_source(a: &Paper, b: &Paper) -> bool {
+    Paper {
+        source: String::new(),
+        ..a.clone()
+    } == Paper {
+        source: String::new(),
+        ..b.clone()
+    }
+}
+
 /// Content key of a vector: the first 16 bytes of sha256(model id, text).
 pub type VecKey = [u8; 16];
 
@@ -378,6 +390,11 @@ impl Library {
         self.offsets.is_empty()
     }
 
+    /// Every paper id, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.by_id.keys().map(String::as_str)
+    }
+
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.by_id.get(id).copied()
     }
@@ -598,6 +615,56 @@ impl Writer {
         let id = paper.id.clone();
         self.write_paper(paper)?;
         Ok(Added::New(id))
+    }
+
+    /// Stores a record from a source that owns its identity (a Zotero item
+    /// key): a stored paper with the same id is replaced when the record
+    /// differs from it (edits made at the source win), else it is new.
+    /// Identity keys are not consulted: two items of the source stay two.
+    pub fn put_paper(&mut self, paper: Paper) -> Result<Added> {
+        if let Some(&i) = self.lib.by_id.get(&paper.id) {
+            let stored = self.stored(i)?;
+            if same_but_source(&stored, &paper) {
+                return Ok(Added::Duplicate(paper.id));
+            }
+            let id = paper.id.clone();
+            self.write_paper(paper)?;
+            return Ok(Added::Updated(id));
+        }
+        let id = paper.id.clone();
+        self.write_paper(paper)?;
+        Ok(Added::New(id))
+    }
+
+    /// Adds a record of a file that is re-read as it changes (`add --watch`):
+    /// a stored paper with the same id that came from the same file (its
+    /// `source` starts with `file`) is replaced by the edited record;
+    /// anything else is added as `add_paper` does.
+    pub fn sync_paper(&mut self, paper: Paper, file: &str) -> Result<Added> {
+        if let Some(&i) = self.lib.by_id.get(&paper.id) {
+            let stored = self.stored(i)?;
+            if stored
+                .source
+                .strip_prefix(file)
+                .is_some_and(|rest| rest.starts_with(':') || rest.is_empty())
+            {
+                if same_but_source(&stored, &paper) {
+                    return Ok(Added::Duplicate(paper.id));
+                }
+                let id = paper.id.clone();
+                self.write_paper(paper)?;
+                return Ok(Added::Updated(id));
+            }
+        }
+        self.add_paper(paper)
+    }
+
+    /// The stored record with this id (read back from the log in lean mode).
+    pub fn paper_by_id(&mut self, id: &str) -> Result<Option<Paper>> {
+        match self.lib.by_id.get(id) {
+            Some(&i) => self.stored(i).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn unique_id(&self, wanted: &str) -> String {
