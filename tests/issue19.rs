@@ -349,18 +349,26 @@ fn watch_rereads_a_changed_export_and_embeds_only_what_changed() {
         "{seen}"
     );
     seen.clear();
-    // The exporter rewrites the file: one abstract edited, one entry added.
-    let edited = text.replace(
-        "We keep the id that sits in the note.",
-        "An edited abstract.",
-    ) + "\n@article{added_2023,\n\ttitle = {A Paper Added Later},\n\tyear = {2023},\n}\n";
+    // The exporter rewrites the file: one abstract edited, one entry added,
+    // one removed.
+    let edited = text
+        .replace(
+            "We keep the id that sits in the note.",
+            "An edited abstract.",
+        )
+        .replace("@misc{url_only_2017,", "@comment{url_only_2017,")
+        + "\n@article{added_2023,\n\ttitle = {A Paper Added Later},\n\tyear = {2023},\n}\n";
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(&bib, edited).unwrap();
     wait_for("watching 1 file(s)", &mut seen);
     let _ = child.kill();
     let _ = child.wait();
     assert!(
-        seen.contains("read 6, new 1, duplicate 4, updated 1"),
+        seen.contains("read 5, new 1, duplicate 3, updated 1"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("1 entr(y/ies) no longer in the file stay in the library (papermap cannot remove papers yet): url_only_2017"),
         "{seen}"
     );
     assert!(seen.contains("embedded 2 papers"), "{seen}");

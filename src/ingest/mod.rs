@@ -146,6 +146,9 @@ pub struct FileReport {
     /// Why the file could not be read (to the end): the rest of the files are
     /// still read, and `add` fails at the end.
     pub error: Option<String>,
+    /// With `IngestOptions::sync`: the ids of the stored papers the file's
+    /// records are (so a watcher can tell which entries left the file).
+    pub ids: Vec<String>,
 }
 
 /// Detects the format of `path` from its extension, then its content.
@@ -551,8 +554,10 @@ fn ingest_file(
                         } else {
                             writer.add_paper(paper)
                         };
-                        if let Err(e) = count(report, added, no_abs) {
-                            failure = Some(e);
+                        match count(report, added, no_abs) {
+                            Ok(id) if opts.sync => report.ids.push(id),
+                            Ok(_) => {}
+                            Err(e) => failure = Some(e),
                         }
                         // Large files commit as they go: a crash loses at
                         // most one chunk, and a re-run skips what is stored.
@@ -580,16 +585,22 @@ fn ingest_file(
 }
 
 /// Counts one stored record in the file's report.
-fn count(report: &mut FileReport, added: Result<Added>, no_abs: bool) -> Result<()> {
-    match added? {
-        Added::New(_) => {
+fn count(report: &mut FileReport, added: Result<Added>, no_abs: bool) -> Result<String> {
+    Ok(match added? {
+        Added::New(id) => {
             report.new += 1;
             report.no_abstract += usize::from(no_abs);
+            id
         }
-        Added::Duplicate(_) => report.duplicate += 1,
-        Added::Updated(_) => report.updated += 1,
-    }
-    Ok(())
+        Added::Duplicate(id) => {
+            report.duplicate += 1;
+            id
+        }
+        Added::Updated(id) => {
+            report.updated += 1;
+            id
+        }
+    })
 }
 
 /// A Zotero database: every regular item stored under its item key
@@ -638,7 +649,10 @@ fn ingest_zotero(
     for paper in finished {
         let no_abs = !paper.has_abstract();
         let added = writer.put_paper(paper);
-        count(report, added, no_abs)?;
+        let id = count(report, added, no_abs)?;
+        if opts.sync {
+            report.ids.push(id);
+        }
     }
     report.notes.push(format!(
         "{display}: {}: {} regular item(s) read; not read: {} attachment(s)/note(s)/annotation(s), {} in the trash{}{}; {} collection(s)",
