@@ -245,7 +245,9 @@ pub fn topics(
     let labels = labelled.iter().map(|x| x.1).collect::<HashSet<_>>().len();
     let k = k.unwrap_or(labels);
     let m = Matrix::load_or_build(lib, &lib.fingerprint())?;
-    let c = cluster::kmeans(m.as_slice(), m.dim, &KMeansOptions::new(k, seed))?;
+    // The space `topics` clusters in (embeddings + lexical features).
+    let (x, dim) = crate::pipeline::topic_space(lib, &m)?;
+    let c = cluster::kmeans(&x, dim, &KMeansOptions::new(k, seed))?;
     let truth: Vec<usize> = labelled.iter().map(|x| x.1).collect();
     let pred: Vec<usize> = labelled.iter().map(|x| c.labels[x.0]).collect();
     let (v, nmi, ari) = cluster_agreement(&truth, &pred);

@@ -1,22 +1,20 @@
 //! The stages wired together, as the commands use them: `add` (ingest,
-//! embed what is new, refresh the index) and `topics` (cluster, label,
-//! keep ids stable, cache the result as a derived file).
+//! embed what is new, refresh the index) and `topics` (in `topics.rs`:
+//! cluster, label, keep ids stable, cache the result as a derived file).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::cluster::stable::{PriorTopic, assign_ids};
-use crate::cluster::{self, KMeansOptions};
-use crate::embed::{EmbedOptions, EmbedReport, Embedder, embed_library, normalize};
+use crate::embed::{EmbedOptions, EmbedReport, Embedder, embed_library};
 use crate::error::Result;
-use crate::index::{Matrix, SearchOptions, refresh_derived};
+use crate::index::{SearchOptions, refresh_derived};
 use crate::ingest::{FileReport, IngestOptions, ingest};
-use crate::label;
-use crate::report::{LibraryInfo, MapPoint, Member, Params, TopicReport, TopicView, round4};
-use crate::store::manifest::{read_checked_json, write_checked_json};
 use crate::store::{Library, WriteOptions, Writer};
+
+mod topics;
+pub use topics::{
+    TOPIC_STATE_FILE, TopicOptions, TopicState, merge_topics, pin_k, rename_topic, topic_space,
+    topics,
+};
 
 /// Makes the real or test embedder on demand: only when there is something
 /// to embed, so a run with nothing new never loads the model.
@@ -218,212 +216,4 @@ pub fn missing_vectors(lib: &Library) -> usize {
                 .is_none()
         })
         .count()
-}
-
-/// Options for topics.
-#[derive(Debug, Clone)]
-pub struct TopicOptions {
-    /// Number of topics; chosen by silhouette when None.
-    pub k: Option<usize>,
-    /// Default 42.
-    pub seed: u64,
-    /// Keywords per topic. Default 10.
-    pub keywords: usize,
-    /// Representative papers per topic. Default 5.
-    pub representatives: usize,
-}
-
-impl Default for TopicOptions {
-    fn default() -> Self {
-        TopicOptions {
-            k: None,
-            seed: 42,
-            keywords: 10,
-            representatives: 5,
-        }
-    }
-}
-
-/// The cached result of a topics run.
-#[derive(Debug, Serialize, Deserialize)]
-struct TopicsFile {
-    /// Bumped whenever clustering or labelling changes, so a cache written
-    /// by an older papermap is recomputed rather than reused.
-    #[serde(default)]
-    algorithm: u32,
-    requested_k: Option<usize>,
-    report: TopicReport,
-}
-
-const TOPICS_FILE: &str = "topics.json";
-const TOPICS_ALGORITHM: u32 = 4;
-
-/// Computes topics, or returns the cached ones when the library and the
-/// parameters are unchanged. Ids are kept stable against the previous run.
-pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
-    let path = lib.derived_dir().join(TOPICS_FILE);
-    let fingerprint = lib.fingerprint();
-    let previous: Option<TopicsFile> = read_checked_json(&path);
-    if let Some(prev) = &previous
-        && prev.algorithm == TOPICS_ALGORITHM
-        && prev.report.library.fingerprint == fingerprint
-        && prev.requested_k == opts.k
-        && prev.report.params.seed == opts.seed
-        && prev
-            .report
-            .topics
-            .first()
-            .is_none_or(|t| t.keywords.len() <= opts.keywords)
-    {
-        let mut r = prev.report.clone();
-        restore_rows(lib, &mut r);
-        return Ok(r);
-    }
-    let prior: Vec<PriorTopic> = previous
-        .as_ref()
-        .map(|p| {
-            p.report
-                .topics
-                .iter()
-                .map(|t| PriorTopic {
-                    id: t.id,
-                    members: t.papers.iter().map(|m| m.id.clone()).collect(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let report = compute_topics(lib, opts, &prior, fingerprint)?;
-    std::fs::create_dir_all(lib.derived_dir())
-        .map_err(|e| crate::Error::io(lib.derived_dir(), e))?;
-    let file = TopicsFile {
-        algorithm: TOPICS_ALGORITHM,
-        requested_k: opts.k,
-        report: report.clone(),
-    };
-    write_checked_json(&path, &file)?;
-    Ok(report)
-}
-
-/// Rows are not stored in the cache; find them again by paper id.
-fn restore_rows(lib: &Library, r: &mut TopicReport) {
-    for t in &mut r.topics {
-        for m in t.representatives.iter_mut().chain(t.papers.iter_mut()) {
-            m.row = lib.index_of(&m.id).unwrap_or(0);
-        }
-    }
-}
-
-fn compute_topics(
-    lib: &Library,
-    opts: &TopicOptions,
-    prior: &[PriorTopic],
-    fingerprint: String,
-) -> Result<TopicReport> {
-    let m = Matrix::load_or_build(lib, &fingerprint)?;
-    let n = m.rows();
-    if n == 0 {
-        return Err(crate::Error::Empty(
-            "the library is empty; add papers first".into(),
-        ));
-    }
-    let (k, k_scores, chosen_by) = match opts.k {
-        Some(k) => (k, Vec::new(), "user"),
-        None => {
-            let (k, s) = cluster::choose_k(m.as_slice(), m.dim, opts.seed)?;
-            (k, s, "silhouette")
-        }
-    };
-    let c = cluster::kmeans(m.as_slice(), m.dim, &KMeansOptions::new(k, opts.seed))?;
-    let papers = lib.papers();
-    let keywords = label::keywords(papers, &c.labels, k, opts.keywords);
-
-    // Unit centroids: distances and topic similarity are cosines.
-    let mut unit: Vec<Vec<f32>> = c.centroids.chunks(m.dim).map(<[f32]>::to_vec).collect();
-    unit.iter_mut().for_each(|v| normalize(v));
-    let mut members: Vec<Vec<Member>> = vec![Vec::new(); k];
-    for (row, &l) in c.labels.iter().enumerate() {
-        let p = &papers[row];
-        members[l].push(Member {
-            id: p.id.clone(),
-            title: p.title.clone(),
-            year: p.year,
-            distance: round4(1.0 - crate::index::dot(m.row(row), &unit[l])),
-            row,
-        });
-    }
-    for ms in &mut members {
-        ms.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-    }
-    let ids = assign_ids(
-        prior,
-        &members
-            .iter()
-            .map(|ms| ms.iter().map(|x| x.id.clone()).collect())
-            .collect::<Vec<_>>(),
-    );
-    let mut topics: Vec<TopicView> = (0..k)
-        .filter(|&c| !members[c].is_empty())
-        .map(|ci| {
-            let mut similar: Vec<(u32, f32)> = (0..k)
-                .filter(|&o| o != ci && !members[o].is_empty())
-                .map(|o| (ids[o].0, round4(crate::index::dot(&unit[ci], &unit[o]))))
-                .collect();
-            similar.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            similar.truncate(3);
-            TopicView {
-                id: ids[ci].0,
-                name: label::name(&keywords[ci]),
-                keywords: keywords[ci].clone(),
-                size: members[ci].len(),
-                change: ids[ci].1,
-                representatives: members[ci]
-                    .iter()
-                    .take(opts.representatives)
-                    .cloned()
-                    .collect(),
-                papers: members[ci].clone(),
-                similar,
-            }
-        })
-        .collect();
-    topics.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
-    let topic_of: HashMap<usize, u32> = (0..k).map(|c| (c, ids[c].0)).collect();
-    let xy = cluster::project_2d(m.as_slice(), m.dim, opts.seed)?;
-    let map = xy
-        .iter()
-        .enumerate()
-        .map(|(row, p)| MapPoint {
-            id: papers[row].id.clone(),
-            topic: topic_of[&c.labels[row]],
-            x: round4(p[0]),
-            y: round4(p[1]),
-        })
-        .collect();
-    Ok(TopicReport {
-        generator: format!("papermap {}", env!("CARGO_PKG_VERSION")),
-        library: LibraryInfo {
-            papers: n,
-            model: lib
-                .manifest()
-                .model
-                .as_ref()
-                .map_or(String::new(), |m| m.id.clone()),
-            fingerprint,
-        },
-        params: Params {
-            k,
-            seed: opts.seed,
-            k_chosen_by: chosen_by.into(),
-            k_scores: k_scores
-                .into_iter()
-                .map(|s| cluster::KScore {
-                    k: s.k,
-                    silhouette: round4(s.silhouette),
-                })
-                .collect(),
-            inertia: (c.inertia * 1e4).round() / 1e4,
-        },
-        topics,
-        map,
-    })
 }

@@ -427,15 +427,122 @@ fn a_damaged_topics_cache_is_recomputed_not_served() {
     let lib = dir.path().join("lib");
     add_mini(&lib);
     let first = ok(&papermap(&lib, &["topics", "-k", "3", "--json"]));
-    let cache = lib.join("derived/topics.json");
+    // An exploratory run (-k other than the pinned k) has its own cache.
+    let cache = lib.join("derived/topics-k3-s42.json");
     let text = std::fs::read_to_string(&cache).unwrap();
-    // Change one digit of a stored distance: still valid JSON.
-    let i = text.find("\"distance\":0.").unwrap() + 13;
+    // Change one digit of a stored map coordinate: still valid JSON.
+    let i = text.find("\"xy\":[[").unwrap() + 8;
     let mut bytes = text.into_bytes();
-    bytes[i] = if bytes[i] == b'9' { b'1' } else { b'9' };
+    let at = i + bytes[i..].iter().position(u8::is_ascii_digit).unwrap();
+    bytes[at] = if bytes[at] == b'9' { b'1' } else { b'9' };
     std::fs::write(&cache, bytes).unwrap();
     let second = ok(&papermap(&lib, &["topics", "-k", "3", "--json"]));
     assert_eq!(first, second);
+}
+
+/// (id, name, sorted member ids) of each topic in a `topics --json` output.
+fn topic_ids(json: &str) -> Vec<(u64, String, Vec<String>)> {
+    let r: serde_json::Value = serde_json::from_str(json).unwrap();
+    let mut out: Vec<(u64, String, Vec<String>)> = r["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let mut m: Vec<String> = t["papers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_string())
+                .collect();
+            m.sort();
+            (
+                t["id"].as_u64().unwrap(),
+                t["name"].as_str().unwrap().to_string(),
+                m,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Issue 18: ids are stable across runs with another k, names and merges
+/// survive adding papers, "new/grown" compare with the stored report.
+#[test]
+fn topic_ids_names_and_merges_are_kept_across_runs_and_additions() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    add_mini(&lib);
+    ok(&papermap(&lib, &["topics", "pin", "4"]));
+    let first = ok(&papermap(&lib, &["topics", "--json"]));
+    let ids = topic_ids(&first);
+    assert_eq!(ids.len(), 4);
+    assert!(first.contains("\"run\": \"main\""));
+    // Another k is exploratory and leaves the stored topics alone.
+    let other = ok(&papermap(&lib, &["topics", "-k", "2", "--json"]));
+    assert!(other.contains("\"run\": \"exploratory\""));
+    let again = ok(&papermap(&lib, &["topics", "--json"]));
+    assert_eq!(first, again);
+    // Rename and merge the two largest topics' neighbours.
+    let (a, b) = (ids[0].0, ids[1].0);
+    ok(&papermap(
+        &lib,
+        &["topics", "rename", &a.to_string(), "my topic"],
+    ));
+    ok(&papermap(
+        &lib,
+        &["topics", "merge", &a.to_string(), &b.to_string()],
+    ));
+    let merged = topic_ids(&ok(&papermap(&lib, &["topics", "--json"])));
+    assert_eq!(merged.len(), 3);
+    let mine = merged.iter().find(|t| t.0 == a).unwrap();
+    assert_eq!(mine.1, "my topic");
+    let mut both = [ids[0].2.clone(), ids[1].2.clone()].concat();
+    both.sort();
+    assert_eq!(mine.2, both);
+    // Unknown ids are errors that list the known ones.
+    fails_with(
+        &papermap(&lib, &["topics", "rename", "99", "x"]),
+        "no topic 99",
+    );
+    // Add copies of one paper of the renamed topic (new ids, same text, so
+    // the same vectors): the topic keeps its id, name and merge.
+    let text = std::fs::read_to_string(fixture("mini.jsonl")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("\"{}\"", ids[0].2[0])))
+        .unwrap();
+    let extra = dir.path().join("extra.jsonl");
+    let copies: Vec<String> = (0..2)
+        .map(|i| {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v["id"] = format!("copy-{i}").into();
+            v["title"] = format!("{} (part {i})", v["title"].as_str().unwrap()).into();
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(&extra, copies.join("\n")).unwrap();
+    ok(&papermap(
+        &lib,
+        &["--embedder", "hash", "add", extra.to_str().unwrap()],
+    ));
+    let after = ok(&papermap(&lib, &["topics", "--json"]));
+    let now = topic_ids(&after);
+    assert_eq!(now.len(), 3, "{now:?}");
+    let mine = now
+        .iter()
+        .find(|t| t.0 == a)
+        .expect("the renamed topic keeps its id");
+    assert_eq!(mine.1, "my topic");
+    assert!(mine.2.contains(&"copy-0".to_string()), "{now:?}");
+    let r: serde_json::Value = serde_json::from_str(&after).unwrap();
+    let t = r["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == a)
+        .unwrap();
+    assert_eq!(t["change"], "grown");
 }
 
 #[test]

@@ -224,8 +224,13 @@ pub struct RelatedArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TopicArgs {
-    /// Number of topics (default: chosen by silhouette score).
+    #[command(subcommand)]
+    pub action: Option<TopicAction>,
+    /// Number of topics (default: the pinned k, else chosen by stability).
+    /// Another k than the pinned one is an exploratory run: the stored
+    /// topics, their ids and names are left as they are.
     #[arg(long, short)]
     pub k: Option<usize>,
     /// Random seed (recorded in every output).
@@ -234,6 +239,21 @@ pub struct TopicArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Editing the stored topics (names and merges survive later runs).
+#[derive(Debug, Subcommand)]
+pub enum TopicAction {
+    /// Name a topic: `papermap topics rename 12 "diffusion models"`.
+    Rename { id: u32, name: String },
+    /// Merge topics into the first: `papermap topics merge 4 9`.
+    Merge {
+        into: u32,
+        #[arg(required = true)]
+        others: Vec<u32>,
+    },
+    /// Pin the number of topics (`auto` to let papermap choose again).
+    Pin { k: String },
 }
 
 #[derive(Debug, Args)]

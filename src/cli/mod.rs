@@ -18,7 +18,7 @@ use papermap::query::{Direction, Engine, Mode, RelatedOptions, Resolved, resolve
 use papermap::report::{self, TopicReport};
 use papermap::store::{Library, WriteOptions, Writer};
 
-use args::{Cli, Command, EmbedOpts, EvalCommand, RelatedArgs, ScoringArgs};
+use args::{Cli, Command, EmbedOpts, EvalCommand, RelatedArgs, ScoringArgs, TopicAction};
 
 /// Global settings shared by all commands.
 struct Config {
@@ -99,7 +99,22 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Related(r) => related(&cfg, &r),
         Command::Topics(t) => {
             let lib = open_library(&cfg)?;
-            let report = topics(&lib, t.k, t.seed)?;
+            let report = match &t.action {
+                None => topics(&lib, t.k, t.seed)?,
+                Some(TopicAction::Rename { id, name }) => pipeline::rename_topic(&lib, *id, name)?,
+                Some(TopicAction::Merge { into, others }) => {
+                    pipeline::merge_topics(&lib, *into, others)?
+                }
+                Some(TopicAction::Pin { k }) => {
+                    let k = match k.as_str() {
+                        "auto" => None,
+                        n => Some(n.parse().map_err(|_| {
+                            anyhow::anyhow!("pin takes a number of topics or 'auto', not '{n}'")
+                        })?),
+                    };
+                    pipeline::pin_k(&lib, k)?
+                }
+            };
             if t.json {
                 out(&serde_json::to_string_pretty(&report)?)
             } else {
@@ -393,15 +408,30 @@ fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
 
 fn print_topics(r: &TopicReport) -> Result<()> {
     let mut s = format!(
-        "{} topics in {} papers (k={} chosen by {}, seed {})\n\n",
+        "{} topics in {} papers (k={} chosen by {}{}, seed {}; {} run)\n\n",
         r.topics.len(),
         r.library.papers,
         r.params.k,
         r.params.k_chosen_by,
-        r.params.seed
+        if r.params.pinned { ", pinned" } else { "" },
+        r.params.seed,
+        r.run
     );
+    for w in &r.warnings {
+        s.push_str(&format!("note: {w}\n\n"));
+    }
     for t in &r.topics {
-        s.push_str(&format!("[{:>2}] {}  ({} papers)\n", t.id, t.name, t.size));
+        s.push_str(&format!(
+            "[{:>2}] {}  ({} papers, {:?}{})\n",
+            t.id,
+            t.name,
+            t.size,
+            t.change,
+            t.trend
+                .as_deref()
+                .map(|x| format!(", {x}"))
+                .unwrap_or_default()
+        ));
         s.push_str(&format!("     keywords: {}\n", t.keywords.join(", ")));
         for m in t.representatives.iter().take(3) {
             s.push_str(&format!("     - {}\n", clip(&m.title, 100)));

@@ -9,9 +9,13 @@
 //! fast. Everything is seeded; the same input and seed give the same topics.
 //! `ndarray` (linfa's version) stays inside this module.
 //!
-//! `choose_k` scores candidate k by silhouette on a seeded sample, computed
-//! from one Gram matrix rather than linfa's per-pair version.
+//! `choose_k` scores candidate k by stability: two k-means runs on two
+//! seeded subsamples must agree on the papers they share (adjusted Rand
+//! index); silhouette (from one Gram matrix rather than linfa's per-pair
+//! version) is reported beside it.
 
+pub mod features;
+pub mod layout;
 pub mod stable;
 
 use linfa::DatasetBase;
@@ -364,13 +368,18 @@ pub fn silhouette(data: &[f32], dim: usize, rows: &[usize], labels: &[usize], k:
 pub struct KScore {
     pub k: usize,
     pub silhouette: f32,
+    /// Adjusted Rand index between two k-means runs on two seeded 80%
+    /// subsamples (with different seeds), over the papers both hold:
+    /// 1 = the same topics whatever the sample and seed.
+    #[serde(default)]
+    pub stability: f32,
 }
 
 /// Candidate k for `n` papers. Silhouette on sentence embeddings favours
 /// very few, very broad clusters (k = 3 on the 498-paper sample), which is
 /// useless as a topic report; so the candidates span the granularities a
 /// reader can use, about sqrt(n/2)/1.5 to 2 sqrt(n/2) (498 papers: 10 to 31;
-/// at most 60), and silhouette picks among them. At most 12 candidates.
+/// at most 60), and stability picks among them. At most 8 candidates.
 pub fn k_candidates(n: usize) -> Vec<usize> {
     if n < 4 {
         return vec![1.max(n.saturating_sub(1))];
@@ -378,44 +387,115 @@ pub fn k_candidates(n: usize) -> Vec<usize> {
     let r = (n as f64 / 2.0).sqrt();
     let lo = ((r / 1.5).round() as usize).clamp(2, 30).min(n - 1);
     let hi = ((2.0 * r).round() as usize).clamp(lo, 60).min(n - 1);
-    let step = (hi - lo).div_ceil(11).max(1);
+    let step = (hi - lo).div_ceil(7).max(1);
     (lo..=hi).step_by(step).collect()
 }
 
-/// Chooses k by the best silhouette over `k_candidates`, each clustering
-/// fitted on (and scored on) a seeded sample of at most 4,000 papers.
+/// Chooses k among `k_candidates` by stability (see `KScore`), on a seeded
+/// sample of at most 2,000 papers; silhouette is scored on the first run.
+/// Ties (within 0.01) go to the larger k: a finer map of equal stability
+/// tells more. Stability does not fall steadily with k the way silhouette
+/// rises toward small k, so its maximum is a real choice, not the edge of
+/// the range (an edge pick is reported as a warning).
 pub fn choose_k(data: &[f32], dim: usize, seed: u64) -> Result<(usize, Vec<KScore>)> {
     let n = data.len() / dim.max(1);
     if n < 3 {
         return Ok((1, Vec::new()));
     }
-    let rows = sample_rows(n, 4_000, seed);
-    let sample: Vec<f32> = rows
-        .iter()
-        .flat_map(|&r| data[r * dim..(r + 1) * dim].iter().copied())
+    let rows = sample_rows(n, 2_000, seed);
+    let m = rows.len();
+    let pick = |r: &[usize]| -> Vec<f32> {
+        r.iter()
+            .flat_map(|&i| data[rows[i] * dim..(rows[i] + 1) * dim].iter().copied())
+            .collect()
+    };
+    let sub = (m * 4 / 5).max(2);
+    let halves: Vec<Vec<usize>> = (0..2)
+        .map(|h| sample_rows(m, sub, seed.wrapping_add(1_000 + h)))
         .collect();
-    let all: Vec<usize> = (0..rows.len()).collect();
+    let subsets: Vec<Vec<f32>> = halves.iter().map(|h| pick(h)).collect();
+    let all: Vec<usize> = (0..m).collect();
     let mut scores = Vec::new();
     for k in k_candidates(n) {
-        if k >= rows.len() {
+        if k >= sub {
             break;
         }
-        // Two restarts suffice to score a candidate; the final fit uses more.
-        let opts = KMeansOptions {
-            restarts: 2,
-            ..KMeansOptions::new(k, seed)
+        let fit = |x: &[f32], s: u64| {
+            let opts = KMeansOptions {
+                restarts: 2,
+                ..KMeansOptions::new(k, s)
+            };
+            kmeans(x, dim, &opts)
         };
-        let c = kmeans(&sample, dim, &opts)?;
+        let mut labs = Vec::new();
+        for (h, x) in subsets.iter().enumerate() {
+            labs.push(fit(x, seed.wrapping_add(h as u64))?.labels);
+        }
+        let stability = agreement_on_shared((&halves[0], &labs[0]), (&halves[1], &labs[1]));
         scores.push(KScore {
             k,
-            silhouette: silhouette(&sample, dim, &all, &c.labels, k),
+            silhouette: silhouette(&subsets[0], dim, &all[..sub], &labs[0], k),
+            stability: stability as f32,
         });
     }
     let best = scores
         .iter()
-        .max_by(|a, b| a.silhouette.total_cmp(&b.silhouette).then(b.k.cmp(&a.k)))
-        .map_or(1, |s| s.k);
-    Ok((best, scores))
+        .map(|s| s.stability)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let k = scores
+        .iter()
+        .filter(|s| s.stability >= best - 0.01)
+        .map(|s| s.k)
+        .max()
+        .unwrap_or(1);
+    Ok((k, scores))
+}
+
+/// Adjusted Rand index of two labelings over the rows both samples hold
+/// (`a.0`, `b.0`: sorted row lists; `a.1`, `b.1`: their labels).
+fn agreement_on_shared(a: (&[usize], &[usize]), b: (&[usize], &[usize])) -> f64 {
+    let mut la = Vec::new();
+    let mut lb = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.0.len() && j < b.0.len() {
+        match a.0[i].cmp(&b.0[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                la.push(a.1[i]);
+                lb.push(b.1[j]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    adjusted_rand(&la, &lb)
+}
+
+/// Adjusted Rand index (Hubert & Arabie) of two labelings of the same items.
+pub fn adjusted_rand(a: &[usize], b: &[usize]) -> f64 {
+    let n = a.len();
+    if n < 2 {
+        return 1.0;
+    }
+    let mut table: std::collections::HashMap<(usize, usize), u64> = Default::default();
+    let mut ra: std::collections::HashMap<usize, u64> = Default::default();
+    let mut rb: std::collections::HashMap<usize, u64> = Default::default();
+    for (&x, &y) in a.iter().zip(b) {
+        *table.entry((x, y)).or_default() += 1;
+        *ra.entry(x).or_default() += 1;
+        *rb.entry(y).or_default() += 1;
+    }
+    let c2 = |v: u64| (v * v.saturating_sub(1) / 2) as f64;
+    let idx: f64 = table.values().map(|&v| c2(v)).sum();
+    let sa: f64 = ra.values().map(|&v| c2(v)).sum();
+    let sb: f64 = rb.values().map(|&v| c2(v)).sum();
+    let expected = sa * sb / c2(n as u64);
+    let max = 0.5 * (sa + sb);
+    if (max - expected).abs() < 1e-12 {
+        return 1.0;
+    }
+    (idx - expected) / (max - expected)
 }
 
 /// 2-D coordinates for the map: PCA (linfa-reduction) fitted on a seeded
@@ -528,8 +608,37 @@ mod tests {
                 .iter()
                 .all(|&k| (30..=60).contains(&k))
         );
-        assert!(k_candidates(498).len() <= 12);
+        assert!(k_candidates(498).len() <= 8);
         assert_eq!(k_candidates(3), vec![2]);
+    }
+
+    #[test]
+    fn adjusted_rand_is_one_for_relabelled_copies_and_near_zero_for_noise() {
+        let a = [0, 0, 1, 1, 2, 2];
+        assert!((adjusted_rand(&a, &[5, 5, 3, 3, 9, 9]) - 1.0).abs() < 1e-12);
+        // Hand-computed: table cells 1,1,1,1,1,1 over pairs -> index 0.
+        let r = adjusted_rand(&a, &[0, 1, 0, 1, 0, 1]);
+        assert!(r < 0.0, "{r}");
+    }
+
+    #[test]
+    fn stability_finds_the_true_k_among_candidates() {
+        // Six well-separated groups of 30: candidates for 180 papers are 6..=19.
+        let mut data = Vec::new();
+        for g in 0..6 {
+            for j in 0..30 {
+                let mut v = vec![0.0f32; 8];
+                v[g] = 1.0;
+                v[6] = (j as f32 * 0.37).sin() * 0.1;
+                v[7] = (j as f32 * 0.91).cos() * 0.1;
+                crate::embed::normalize(&mut v);
+                data.extend(v);
+            }
+        }
+        assert_eq!(k_candidates(180).first(), Some(&6));
+        let (k, scores) = choose_k(&data, 8, 1).unwrap();
+        assert_eq!(k, 6, "{scores:?}");
+        assert!(scores[0].stability > 0.99, "{scores:?}");
     }
 
     #[test]

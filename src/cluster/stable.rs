@@ -22,20 +22,23 @@ pub enum Change {
 }
 
 /// A previous topic: its id and member paper ids.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PriorTopic {
     pub id: u32,
     pub members: Vec<String>,
 }
 
 /// Assigns ids to new clusters. `members[c]` are the paper ids of new
-/// cluster c. Returns (id, change) per cluster.
-pub fn assign_ids(prior: &[PriorTopic], members: &[Vec<String>]) -> Vec<(u32, Change)> {
-    if prior.is_empty() {
-        return (0..members.len())
-            .map(|c| (c as u32 + 1, Change::New))
-            .collect();
-    }
+/// cluster c. Returns (id, change) per cluster. Clusters that match no prior
+/// topic get ids from `next_id` on (at least one past every prior id),
+/// largest cluster first (ties: the smaller first member id), so a run
+/// without history numbers topics by size and the result never depends on
+/// the order k-means happened to produce.
+pub fn assign_ids(
+    prior: &[PriorTopic],
+    members: &[Vec<String>],
+    next_id: u32,
+) -> Vec<(u32, Change)> {
     let mut old_of: HashMap<&str, usize> = HashMap::new();
     for (o, t) in prior.iter().enumerate() {
         for m in &t.members {
@@ -72,15 +75,24 @@ pub fn assign_ids(prior: &[PriorTopic], members: &[Vec<String>]) -> Vec<(u32, Ch
             old_used[o] = true;
         }
     }
-    let mut next_id = prior.iter().map(|t| t.id).max().unwrap_or(0) + 1;
+    let first_free = (prior.iter().map(|t| t.id).max().unwrap_or(0) + 1).max(next_id.max(1));
+    let mut fresh: Vec<usize> = (0..members.len())
+        .filter(|&c| new_to_old[c].is_none())
+        .collect();
+    fresh.sort_by(|&a, &b| {
+        members[b]
+            .len()
+            .cmp(&members[a].len())
+            .then_with(|| members[a].iter().min().cmp(&members[b].iter().min()))
+    });
+    let mut fresh_id = vec![0u32; members.len()];
+    for (id, c) in (first_free..).zip(fresh) {
+        fresh_id[c] = id;
+    }
     let share = |n: usize, of: usize| n as f64 / of.max(1) as f64;
     (0..members.len())
         .map(|c| match new_to_old[c] {
-            None => {
-                let id = next_id;
-                next_id += 1;
-                (id, Change::New)
-            }
+            None => (fresh_id[c], Change::New),
             Some(o) => {
                 let merged = overlap[c]
                     .iter()
@@ -137,7 +149,7 @@ mod tests {
             ids(10..20),
             [ids(0..10), ids(200..203)].concat(),
         ];
-        let got = assign_ids(&prior, &now);
+        let got = assign_ids(&prior, &now, 1);
         assert_eq!(
             got,
             vec![(10, Change::New), (9, Change::Kept), (7, Change::Grown)]
@@ -156,14 +168,26 @@ mod tests {
                 members: ids(10..20),
             },
         ];
-        let merged = assign_ids(&prior, &[ids(0..20)]);
+        let merged = assign_ids(&prior, &[ids(0..20)], 1);
         assert_eq!(merged[0].1, Change::Merged);
         let prior = vec![PriorTopic {
             id: 1,
             members: ids(0..20),
         }];
-        let split = assign_ids(&prior, &[ids(0..10), ids(10..20)]);
+        let split = assign_ids(&prior, &[ids(0..10), ids(10..20)], 1);
         assert_eq!(split[0], (1, Change::Split));
         assert_eq!(split[1], (2, Change::New));
+    }
+
+    #[test]
+    fn without_history_ids_follow_size_not_cluster_order() {
+        let got = assign_ids(&[], &[ids(0..3), ids(3..10), ids(10..15)], 1);
+        assert_eq!(
+            got,
+            vec![(3, Change::New), (1, Change::New), (2, Change::New)]
+        );
+        // Ids a stored report already used are never handed out again.
+        let got = assign_ids(&[], &[ids(0..3)], 8);
+        assert_eq!(got, vec![(8, Change::New)]);
     }
 }

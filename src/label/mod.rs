@@ -89,17 +89,114 @@ pub fn grams(s: &str) -> Vec<String> {
     out
 }
 
-/// Keywords of each cluster by c-TF-IDF (as in BERTopic, with its
-/// `reduce_frequent_words`): `sqrt(tf(t, c)) * ln(1 + A / f(t))`,
-/// A = mean terms per cluster, f(t) = frequency of t over all clusters.
-/// A keyword must occur in at least two of the cluster's papers (one
-/// paper's pet symbol is not a topic), unless the cluster has one paper.
+/// Words that describe research in general, not a field: never keywords
+/// on their own (they may still appear inside a phrase, "language model").
+const GENERIC: &[&str] = &[
+    "model",
+    "learning",
+    "data",
+    "method",
+    "approach",
+    "framework",
+    "task",
+    "performance",
+    "result",
+    "system",
+    "problem",
+    "work",
+    "study",
+    "use",
+    "using",
+    "based",
+    "new",
+    "propose",
+    "proposed",
+    "show",
+    "present",
+    "existing",
+    "state",
+    "art",
+    "art method",
+    "state art",
+    "challenge",
+    "application",
+    "paper",
+    "experiment",
+    "demonstrate",
+    "achieve",
+    "improve",
+    "effective",
+    "efficient",
+    "evaluation",
+    "dataset",
+    "benchmark",
+    "analysis",
+    "significant",
+    "significantly",
+    "outperform",
+    "outperforms",
+    "approache",
+    "technique",
+    "algorithm",
+    "information",
+    "training",
+    "tasks",
+    "extensive",
+    "code",
+    "available",
+    "github",
+    "http",
+    "https",
+    "com",
+    "publicly",
+    "large",
+    "high",
+    "different",
+    "various",
+    "key",
+    "recent",
+    "address",
+    "introduce",
+    "limitation",
+    "finally",
+    "first",
+    "second",
+    "furthermore",
+];
+
+/// Keywords of each cluster by c-TF-IDF, best first; see `keywords_weighted`.
 pub fn keywords(
     papers: &[Paper],
     labels: &[usize],
     k: usize,
     per_topic: usize,
 ) -> Vec<Vec<String>> {
+    keywords_weighted(papers, labels, k, per_topic)
+        .into_iter()
+        .map(|kw| kw.into_iter().map(|(t, _)| t).collect())
+        .collect()
+}
+
+/// Keywords of each cluster with their c-TF-IDF weights, best first.
+///
+/// Score (as in BERTopic, with its `reduce_frequent_words`):
+/// `sqrt(tf(t, c)) * ln(1 + A / f(t))`, A = mean terms per cluster,
+/// f(t) = frequency of t over all clusters. On top of it:
+/// - a keyword must occur in at least two of the cluster's papers (one
+///   paper's pet symbol is not a topic), unless the cluster has one paper;
+/// - it must be at least 1.5x as common among the cluster's papers as in
+///   the library (a word every topic uses says nothing about this one), and
+///   words of research in general (`GENERIC`) never stand alone;
+/// - a word that mostly occurs inside one phrase is shown as the phrase, in
+///   reading order ("monte carlo", not "carlo" and "monte");
+/// - a term leads (is among the first three keywords of) only the topic
+///   where it scores highest, so two topics are not both named "label".
+pub fn keywords_weighted(
+    papers: &[Paper],
+    labels: &[usize],
+    k: usize,
+    per_topic: usize,
+) -> Vec<Vec<(String, f32)>> {
     let mut tf: Vec<HashMap<String, f64>> = vec![HashMap::new(); k];
     let mut df: Vec<HashMap<String, usize>> = vec![HashMap::new(); k];
     let mut sizes = vec![0usize; k];
@@ -120,22 +217,91 @@ pub fn keywords(
         }
     }
     let mut total: HashMap<&str, f64> = HashMap::new();
-    for m in &tf {
+    let mut df_all: HashMap<&str, usize> = HashMap::new();
+    for (m, d) in tf.iter().zip(&df) {
         for (t, n) in m {
             *total.entry(t.as_str()).or_default() += n;
         }
+        for (t, n) in d {
+            *df_all.entry(t.as_str()).or_default() += n;
+        }
     }
+    let n_docs = sizes.iter().sum::<usize>().max(1) as f64;
     let avg = tf.iter().map(|m| m.values().sum::<f64>()).sum::<f64>() / k.max(1) as f64;
-    (0..k)
+    let mut ranked: Vec<Vec<(f64, String)>> = (0..k)
         .map(|c| {
             let min_df = if sizes[c] >= 2 { 2 } else { 1 };
-            let mut scored: Vec<(f64, &String)> = tf[c]
-                .iter()
-                .filter(|(t, _)| df[c][t.as_str()] >= min_df)
-                .map(|(t, n)| (n.sqrt() * (1.0 + avg / total[t.as_str()]).ln(), t))
-                .collect();
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-            pick_distinct(scored.into_iter().map(|(_, t)| t.as_str()), per_topic)
+            // The most frequent phrase holding each word, for "monte carlo".
+            let mut phrase_of: HashMap<&str, (&str, f64)> = HashMap::new();
+            for (t, &n) in &tf[c] {
+                if let Some((a, b)) = t.split_once(' ') {
+                    for w in [a, b] {
+                        let e = phrase_of.entry(w).or_insert((t.as_str(), 0.0));
+                        if n > e.1 || (n == e.1 && t.as_str() < e.0) {
+                            *e = (t.as_str(), n);
+                        }
+                    }
+                }
+            }
+            let mut scored: HashMap<String, f64> = HashMap::new();
+            for (t, &n) in &tf[c] {
+                let d = df[c][t.as_str()];
+                let lift =
+                    (d as f64 / sizes[c].max(1) as f64) / (df_all[t.as_str()] as f64 / n_docs);
+                if d < min_df || (k > 1 && lift < 1.5) || GENERIC.contains(&t.as_str()) {
+                    continue;
+                }
+                let mut score = n.sqrt() * (1.0 + avg / total[t.as_str()]).ln();
+                let mut term = t.clone();
+                if !t.contains(' ')
+                    && let Some(&(ph, pn)) = phrase_of.get(t.as_str())
+                    && pn >= 0.5 * n
+                    && df[c][ph] >= min_df
+                {
+                    // Shown as its phrase; the phrase keeps the better score.
+                    term = ph.to_string();
+                    score = score.max(pn.sqrt() * (1.0 + avg / total[ph]).ln());
+                }
+                let e = scored.entry(term).or_insert(0.0);
+                *e = e.max(score);
+            }
+            let mut v: Vec<(f64, String)> = scored.into_iter().map(|(t, s)| (s, t)).collect();
+            v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            v
+        })
+        .collect();
+    // A term leads only the topic where it scores highest.
+    let mut best_for: HashMap<String, (f64, usize)> = HashMap::new();
+    for (c, v) in ranked.iter().enumerate() {
+        for (s, t) in v.iter().take(3) {
+            let e = best_for.entry(t.clone()).or_insert((*s, c));
+            if *s > e.0 || (*s == e.0 && c < e.1) {
+                *e = (*s, c);
+            }
+        }
+    }
+    for (c, v) in ranked.iter_mut().enumerate() {
+        let (lead, rest): (Vec<_>, Vec<_>) = v
+            .drain(..)
+            .enumerate()
+            .partition(|(i, (_, t))| *i >= 3 || best_for.get(t).is_none_or(|b| b.1 == c));
+        let mut lead: Vec<(f64, String)> = lead.into_iter().map(|x| x.1).collect();
+        // Terms another topic owns move behind this topic's own leaders.
+        let at = lead.len().min(3);
+        lead.splice(at..at, rest.into_iter().map(|x| x.1));
+        *v = lead;
+    }
+    ranked
+        .into_iter()
+        .map(|v| {
+            let weight: HashMap<&str, f64> = v.iter().map(|(s, t)| (t.as_str(), *s)).collect();
+            pick_distinct(v.iter().map(|(_, t)| t.as_str()), per_topic)
+                .into_iter()
+                .map(|t| {
+                    let w = weight[t.as_str()] as f32;
+                    (t, w)
+                })
+                .collect()
         })
         .collect()
 }

@@ -21,12 +21,92 @@ use crate::store::manifest::write_atomic;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicReport {
     pub generator: String,
+    /// "main" (the stored report: ids, names and merges kept across runs)
+    /// or "exploratory" (another k or seed; nothing stored).
+    pub run: String,
     pub library: LibraryInfo,
     pub params: Params,
+    /// Things to tell the reader (e.g. an automatic k at the edge of the
+    /// range tried).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub topics: Vec<TopicView>,
-    /// 2-D map coordinates (PCA) per paper id, for the HTML page.
+    /// Topic hierarchy: agglomerative joins of topic centroids, most
+    /// similar first (leaves `tID`, inner nodes `nN`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hierarchy: Vec<Join>,
+    /// 2-D map coordinates (neighbour-graph layout) per paper, for the HTML page.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub map: Vec<MapPoint>,
+}
+
+/// One step of the topic hierarchy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Join {
+    pub node: String,
+    pub a: String,
+    pub b: String,
+    /// Cosine of the two nodes' centroids.
+    pub similarity: f32,
+    pub size: usize,
+}
+
+/// The years a library spans, for per-topic counts and trends.
+#[derive(Debug, Clone)]
+pub struct YearSpan {
+    /// Papers per year over the library, ascending.
+    pub all: Vec<(i32, usize)>,
+}
+
+impl YearSpan {
+    pub fn of(papers: &[crate::paper::Paper]) -> YearSpan {
+        YearSpan {
+            all: count_years(papers.iter().map(|p| p.year)),
+        }
+    }
+
+    pub fn counts(&self, years: impl Iterator<Item = Option<i32>>) -> Vec<(i32, usize)> {
+        count_years(years)
+    }
+
+    /// "growing" / "fading" when the topic's share of the papers of the last
+    /// two years is at least 1.25x / at most 0.8x its share before them (at
+    /// least 10 dated papers, three years in the library, each period at
+    /// least 15% of it); else None.
+    pub fn trend(&self, topic: &[(i32, usize)]) -> Option<String> {
+        if self.all.len() < 3 || topic.iter().map(|x| x.1).sum::<usize>() < 10 {
+            return None;
+        }
+        let cut = self.all[self.all.len() - 2].0;
+        let split = |v: &[(i32, usize)]| {
+            let recent: usize = v.iter().filter(|x| x.0 >= cut).map(|x| x.1).sum();
+            let early: usize = v.iter().filter(|x| x.0 < cut).map(|x| x.1).sum();
+            (recent as f64, early as f64)
+        };
+        let (tr, te) = split(topic);
+        let (ar, ae) = split(&self.all);
+        // Both periods must hold a real share of the library, or one
+        // sparse year decides every topic's trend.
+        if ar < 0.15 * (ar + ae) || ae < 0.15 * (ar + ae) {
+            return None;
+        }
+        let ratio = ((tr + 1.0) / ar) / ((te + 1.0) / ae);
+        if ratio >= 1.25 {
+            Some("growing".into())
+        } else if ratio <= 0.8 {
+            Some("fading".into())
+        } else {
+            None
+        }
+    }
+}
+
+fn count_years(years: impl Iterator<Item = Option<i32>>) -> Vec<(i32, usize)> {
+    let mut m = std::collections::BTreeMap::new();
+    for y in years.flatten() {
+        *m.entry(y).or_insert(0usize) += 1;
+    }
+    m.into_iter().collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,15 +125,31 @@ pub struct Params {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub k_scores: Vec<KScore>,
     pub inertia: f64,
+    /// k was pinned with `topics pin`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicView {
     pub id: u32,
     pub name: String,
+    /// The name was given with `topics rename`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub named_by_user: bool,
     pub keywords: Vec<String>,
+    /// c-TF-IDF weight of each keyword.
+    #[serde(default)]
+    pub weights: Vec<f32>,
     pub size: usize,
+    /// How the topic relates to the stored report before this one.
     pub change: Change,
+    /// Papers per year.
+    #[serde(default)]
+    pub years: Vec<(i32, usize)>,
+    /// "growing" or "fading" (see `YearSpan::trend`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<String>,
     /// Closest papers to the centroid, best first.
     pub representatives: Vec<Member>,
     /// Every member, closest first.
@@ -81,6 +177,9 @@ pub struct MapPoint {
     pub topic: u32,
     pub x: f32,
     pub y: f32,
+    /// Rows (library order) of the most related papers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<u32>,
 }
 
 /// Export formats.
@@ -123,6 +222,16 @@ impl Format {
     }
 }
 
+/// The name of topic `id` in this report ("topic 7" if it has none).
+impl TopicReport {
+    pub fn topic_name(&self, id: u32) -> String {
+        self.topics
+            .iter()
+            .find(|t| t.id == id)
+            .map_or_else(|| format!("topic {id}"), |t| t.name.clone())
+    }
+}
+
 /// Rounds for stable, readable output.
 pub(crate) fn round4(x: f32) -> f32 {
     (x * 10_000.0).round() / 10_000.0
@@ -137,9 +246,9 @@ pub fn render(r: &TopicReport, format: Format, papers: &[crate::paper::Paper]) -
             s.push('\n');
             s
         }
-        Format::Csv => csv::render(r),
+        Format::Csv => csv::render(r, papers),
         Format::Markdown => markdown::render(r),
-        Format::Html => html::render(r),
+        Format::Html => html::render(r, papers),
         Format::Bibtex => bibtex::render_all(r, papers),
     })
 }
@@ -156,7 +265,7 @@ pub fn write(
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         let mut written = Vec::new();
         for t in &r.topics {
-            let p = out.join(format!("topic-{:02}.bib", t.id));
+            let p = out.join(bibtex::file_name(t));
             write_atomic(&p, bibtex::render_topic(t, papers).as_bytes())?;
             written.push(p);
         }
@@ -167,4 +276,35 @@ pub fn write(
     }
     write_atomic(out, render(r, format, papers)?.as_bytes())?;
     Ok(vec![out.to_path_buf()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trends_compare_recent_and_earlier_shares() {
+        let span = YearSpan {
+            all: vec![(2020, 100), (2021, 100), (2022, 100), (2023, 100)],
+        };
+        assert_eq!(
+            span.trend(&[(2020, 2), (2021, 2), (2022, 10), (2023, 10)])
+                .as_deref(),
+            Some("growing")
+        );
+        assert_eq!(
+            span.trend(&[(2020, 10), (2021, 10), (2022, 2), (2023, 2)])
+                .as_deref(),
+            Some("fading")
+        );
+        assert_eq!(
+            span.trend(&[(2020, 5), (2021, 5), (2022, 5), (2023, 5)]),
+            None
+        );
+        // A sparse early period decides nothing.
+        let sparse = YearSpan {
+            all: vec![(2020, 3), (2022, 500), (2023, 500)],
+        };
+        assert_eq!(sparse.trend(&[(2022, 10), (2023, 10)]), None);
+    }
 }
