@@ -22,20 +22,29 @@ pub struct Judged {
     pub relevant: HashSet<usize>,
 }
 
-/// Reads `{"id": ..., "relevant": [ids]}` lines (`cites` is accepted for
-/// `relevant`). Ids not in the library are counted and skipped; a query
-/// without any relevant paper left is skipped.
-pub fn read_judgements(path: &Path, lib: &Library) -> Result<(Vec<Judged>, usize)> {
+/// The non-empty lines of a JSON-lines file, parsed, each with an error
+/// maker that names the file and line.
+fn json_lines(path: &Path) -> Result<Vec<(serde_json::Value, impl Fn(&str) -> Error + '_)>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
-    let mut unknown = 0;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |why: &str| Error::Invalid(format!("{}:{}: {why}", path.display(), i + 1));
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+        let bad = move |why: &str| Error::Invalid(format!("{}:{}: {why}", path.display(), i + 1));
+        let v = serde_json::from_str(line).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+        out.push((v, bad));
+    }
+    Ok(out)
+}
+
+/// Reads `{"id": ..., "relevant": [ids]}` lines (`cites` is accepted for
+/// `relevant`). Ids not in the library are counted and skipped; a query
+/// without any relevant paper left is skipped.
+pub fn read_judgements(path: &Path, lib: &Library) -> Result<(Vec<Judged>, usize)> {
+    let mut out = Vec::new();
+    let mut unknown = 0;
+    for (v, bad) in json_lines(path)? {
         let id = match v.get("id") {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Number(n)) => n.to_string(),
@@ -200,17 +209,10 @@ pub fn cluster_agreement(truth: &[usize], pred: &[usize]) -> (f64, f64, f64) {
 /// Reads `{"id": ..., "label": ...}` lines: the rows of labelled papers of
 /// the library and their label numbers.
 pub fn read_labels(path: &Path, lib: &Library) -> Result<(Vec<(usize, usize)>, usize)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     let mut unknown = 0;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |why: &str| Error::Invalid(format!("{}:{}: {why}", path.display(), i + 1));
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    for (v, bad) in json_lines(path)? {
         let field = |k: &str| match v.get(k) {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
