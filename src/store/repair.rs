@@ -512,6 +512,43 @@ fn topics_model(root: &Path) -> Option<String> {
     v["report"]["library"]["model"].as_str().map(String::from)
 }
 
+/// Writes the payloads of `scan` that `keep` accepts into the new log
+/// `next`, then switches the manifest to it (`set` names which log):
+/// the same commit protocol as a writer's. Returns the records kept.
+fn rewrite_log(
+    root: &Path,
+    m: &mut Manifest,
+    next: &str,
+    magic: &[u8; 8],
+    scan: &Scan,
+    keep: impl Fn(&[u8]) -> bool,
+    set: impl FnOnce(&mut Manifest, LogState),
+) -> Result<u64> {
+    let mut app = Appender::open(&root.join(next), magic, 0)?;
+    let mut kept = 0u64;
+    for (_, payload) in &scan.payloads {
+        if keep(payload) {
+            app.append(payload)?;
+            kept += 1;
+        }
+    }
+    let len = app.sync()?;
+    let mut new = m.clone();
+    set(
+        &mut new,
+        LogState {
+            file: next.to_string(),
+            bytes: len,
+            records: kept,
+        },
+    );
+    new.generation += 1;
+    new.write(&root.join(MANIFEST))?;
+    app.mark_committed(len);
+    *m = new;
+    Ok(kept)
+}
+
 fn repair_papers(root: &Path, m: &mut Manifest, report: &mut RepairReport) -> Result<()> {
     let name = m.papers.file.clone();
     let path = root.join(&name);
@@ -568,25 +605,9 @@ fn repair_papers(root: &Path, m: &mut Manifest, report: &mut RepairReport) -> Re
         });
     }
     let next = next_log_name("papers", &name);
-    let mut app = Appender::open(&root.join(&next), PAPERS_MAGIC, 0)?;
-    let mut kept = 0u64;
-    for (_, payload) in &scan.payloads {
-        if is_paper(payload) {
-            app.append(payload)?;
-            kept += 1;
-        }
-    }
-    let len = app.sync()?;
-    let mut new = m.clone();
-    new.papers = LogState {
-        file: next.clone(),
-        bytes: len,
-        records: kept,
-    };
-    new.generation += 1;
-    new.write(&root.join(MANIFEST))?;
-    app.mark_committed(len);
-    *m = new;
+    let kept = rewrite_log(root, m, &next, PAPERS_MAGIC, &scan, is_paper, |m, s| {
+        m.papers = s
+    })?;
     report.papers_rewritten = Some((next, kept));
     report.kept_originals.push(keep_original(root, &name)?);
     Ok(())
@@ -625,25 +646,15 @@ fn repair_vectors(root: &Path, m: &mut Manifest, report: &mut RepairReport) -> R
         }
     }
     let next = next_log_name("vectors", &name);
-    let mut app = Appender::open(&root.join(&next), VECTORS_MAGIC, 0)?;
-    let mut kept = 0u64;
-    for (_, payload) in &scan.payloads {
-        if is_vector(payload, dim) {
-            app.append(payload)?;
-            kept += 1;
-        }
-    }
-    let len = app.sync()?;
-    let mut new = m.clone();
-    new.vectors = LogState {
-        file: next.clone(),
-        bytes: len,
-        records: kept,
-    };
-    new.generation += 1;
-    new.write(&root.join(MANIFEST))?;
-    app.mark_committed(len);
-    *m = new;
+    let kept = rewrite_log(
+        root,
+        m,
+        &next,
+        VECTORS_MAGIC,
+        &scan,
+        |p| is_vector(p, dim),
+        |m, s| m.vectors = s,
+    )?;
     let lost = scan.lost().count() as u64 + wrong_size;
     report.vectors_rewritten = Some((next, kept, lost));
     // A cache: every intact record is in the new file.
