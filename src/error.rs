@@ -87,6 +87,15 @@ pub enum Error {
 
     #[error("{0}")]
     Empty(String),
+
+    /// Something the answer needs is being made by another process (or in
+    /// the background): try again shortly.
+    #[error("{0}")]
+    NotReady(String),
+
+    /// No paper (or topic) with this id.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl Error {

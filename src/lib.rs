@@ -36,6 +36,7 @@ pub mod paper;
 pub mod pipeline;
 pub mod query;
 pub mod report;
+pub mod serve;
 pub mod store;
 pub mod text;
 

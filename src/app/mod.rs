@@ -1,4 +1,4 @@
-//! The operations every front end calls (today the CLI; the server next),
+//! The operations every front end calls (the CLI and the server),
 //! each taking checked parameters and returning plain data: opening a
 //! library for queries (answering while a writer works), related papers as
 //! JSON answers, the batch protocol line by line. No printing, no clap: a
@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::index::{HnswParams, Matrix, SearchOptions, Searcher};
 use crate::query::{Engine, Related, RelatedOptions, Resolved, resolve};
 use crate::store::Library;
+
+pub mod live;
 
 /// Widest HNSW search breadth accepted.
 pub const MAX_EF: usize = 10_000;
@@ -53,6 +55,22 @@ impl QuerySource {
     /// writer has not embedded yet are left out of dense search (searched
     /// exactly, never put in a persisted graph) instead of failing the query.
     pub fn open(path: &Path, search: &SearchOptions, ef: usize) -> Result<QuerySource> {
+        Self::open_inner(path, search, ef, true)
+    }
+
+    /// As [`QuerySource::open`], but never builds an HNSW graph: a stale or
+    /// missing one means exact search until the writer saves the new one.
+    /// For the server, which reopens the library after every change.
+    pub fn open_no_build(path: &Path, search: &SearchOptions, ef: usize) -> Result<QuerySource> {
+        Self::open_inner(path, search, ef, false)
+    }
+
+    fn open_inner(
+        path: &Path,
+        search: &SearchOptions,
+        ef: usize,
+        build: bool,
+    ) -> Result<QuerySource> {
         if !(1..=MAX_EF).contains(&ef) {
             return Err(Error::Invalid(format!(
                 "--ef must be between 1 and {MAX_EF} (got {ef})"
@@ -66,8 +84,15 @@ impl QuerySource {
             },
             ..search.clone()
         };
+        let with_matrix = |lib: &Library, m: Matrix| -> Result<Searcher> {
+            if build {
+                Searcher::with_matrix(lib, m, &search)
+            } else {
+                Ok(Searcher::with_matrix_no_build(lib, m, &search))
+            }
+        };
         if let Some(m) = Matrix::load_current(&lib) {
-            let searcher = Searcher::with_matrix(&lib, m, &search)?;
+            let searcher = with_matrix(&lib, m)?;
             return Ok(QuerySource {
                 lib,
                 searcher,
@@ -79,7 +104,7 @@ impl QuerySource {
         let (m, missing) = Matrix::gather(&lib, lib.dim().max(1));
         let searcher = if missing.is_empty() {
             let m = Matrix::load_or_build(&lib, &lib.fingerprint()).unwrap_or(m);
-            Searcher::with_matrix(&lib, m, &search)?
+            with_matrix(&lib, m)?
         } else {
             Searcher::exact(m)
         };
@@ -151,6 +176,8 @@ pub fn answer_json(
             let date = p.first_published();
             json!({
                 "rank": i + 1, "id": p.id, "title": p.title, "year": p.year,
+                "authors": p.authors.iter().take(3).collect::<Vec<_>>(),
+                "more_authors": p.authors.len().saturating_sub(3),
                 "date": date.map(|d| d.to_string()), "undated": date.is_none(),
                 "doi": p.doi, "arxiv": p.arxiv,
                 "score": r.score, "dense": r.dense, "lexical": r.lexical, "why": r.why,
@@ -236,4 +263,28 @@ pub fn batch_line(
     };
     let r = engine.related(&q, &o, embed_text)?;
     Ok(answer_json(lib, &q, &r, &o, engine))
+}
+
+/// Topics of the library at `root` with `opts`, and the library they were
+/// computed on (opened with its vectors). Every paper must be embedded:
+/// the error says whether another papermap is embedding them right now.
+pub fn topics(
+    root: &Path,
+    opts: &crate::pipeline::TopicOptions,
+) -> Result<(Library, crate::report::TopicReport)> {
+    let mut lib = Library::open_without_vectors(root)?;
+    lib.load_vectors()?;
+    let missing = crate::pipeline::missing_vectors(&lib);
+    if missing > 0 {
+        return Err(match crate::store::lock::active_writer(lib.root()) {
+            Some(pid) => Error::NotReady(format!(
+                "{missing} paper(s) are being embedded by another papermap (pid {pid}); topics need every paper embedded: try again when it finishes (`related` answers meanwhile)"
+            )),
+            None => Error::NotReady(format!(
+                "{missing} paper(s) are not embedded yet; run `papermap embed` to finish"
+            )),
+        });
+    }
+    let report = crate::pipeline::topics(&lib, opts)?;
+    Ok((lib, report))
 }

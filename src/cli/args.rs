@@ -70,6 +70,29 @@ pub enum Command {
     /// Measure papermap against your own ground truth.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Serve the library as a local web page and JSON API (read-only).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. The default is reachable from this computer
+    /// only; another address (e.g. 0.0.0.0) opens the library to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = papermap::serve::DEFAULT_PORT)]
+    pub port: u16,
+    /// HNSW search breadth, as for `related --ef`.
+    #[arg(long, default_value_t = papermap::index::HnswParams::default().ef_search)]
+    pub ef: usize,
+    /// Requests computed at once (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// How often to check the library for changes made by another
+    /// papermap, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,7 +18,9 @@ use papermap::query::{Direction, Engine, Mode, RelatedOptions, Resolved, resolve
 use papermap::report::{self, TopicReport};
 use papermap::store::{Library, WriteOptions, Writer};
 
-use args::{Cli, Command, EmbedOpts, EvalCommand, RelatedArgs, ScoringArgs, TopicAction};
+use args::{
+    Cli, Command, EmbedOpts, EvalCommand, RelatedArgs, ScoringArgs, ServeArgs, TopicAction,
+};
 
 /// Global settings shared by all commands.
 struct Config {
@@ -154,6 +156,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List => list(&cfg),
         Command::Check(c) => check(&cfg, c.repair),
         Command::Eval(e) => eval(&cfg, &e),
+        Command::Serve(s) => serve(&cfg, &s),
     }
 }
 
@@ -835,4 +838,34 @@ fn check(cfg: &Config, repair: bool) -> Result<()> {
             problems.len()
         )
     }
+}
+
+fn serve(cfg: &Config, a: &ServeArgs) -> Result<()> {
+    let opts = papermap::serve::ServeOptions {
+        root: cfg.library.clone(),
+        addr: std::net::SocketAddr::new(a.bind, a.port),
+        search: cfg.search.clone(),
+        ef: a.ef,
+        embedder: cfg.embedder,
+        poll: Duration::from_millis(a.poll_ms),
+        workers: a
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+    };
+    let quiet = cfg.quiet;
+    let loopback = a.bind.is_loopback();
+    papermap::serve::run(opts, |addr| {
+        if !loopback {
+            eprintln!(
+                "papermap: warning: listening on {addr}: anyone who can reach this address can read the library"
+            );
+        }
+        if !quiet {
+            eprintln!(
+                "papermap: serving {} at http://{addr}/ (Ctrl-C to stop)",
+                cfg.library.display()
+            );
+        }
+    })?;
+    Ok(())
 }

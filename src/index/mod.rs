@@ -436,6 +436,24 @@ impl Searcher {
         })
     }
 
+    /// A searcher over `matrix` that never builds a graph: the persisted one
+    /// when it is current, else exact search. For long-running readers (the
+    /// server), which must not spend minutes building what the writer that
+    /// changed the library is about to save.
+    pub fn with_matrix_no_build(lib: &Library, matrix: Matrix, opts: &SearchOptions) -> Searcher {
+        let graph = if matrix.rows() >= opts.hnsw_threshold.max(1) {
+            let path = lib.derived_dir().join(GRAPH_FILE);
+            Graph::load(&path, &lib.fingerprint(), &opts.hnsw, matrix.rows())
+        } else {
+            None
+        };
+        Searcher {
+            matrix,
+            graph,
+            ef_search: opts.hnsw.ef_search,
+        }
+    }
+
     /// Exact search only: for a matrix with rows not embedded yet, which
     /// must never go into a persisted graph.
     pub fn exact(matrix: Matrix) -> Searcher {

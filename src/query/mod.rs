@@ -241,17 +241,17 @@ pub fn resolve(lib: &Library, input: &str) -> Result<Resolved> {
         });
     }
     if let Some(a) = arxiv {
-        return Err(Error::Query(format!(
+        return Err(Error::NotFound(format!(
             "no paper with arXiv id {a} in the library"
         )));
     }
     if let Some(d) = doi.filter(|_| !q.contains(char::is_whitespace)) {
-        return Err(Error::Query(format!(
+        return Err(Error::NotFound(format!(
             "no paper with DOI {d} in the library"
         )));
     }
     if looks_like_id(q) {
-        return Err(Error::Query(format!(
+        return Err(Error::NotFound(format!(
             "no paper with id '{q}' in the library (for a free-text search, use more than one word)"
         )));
     }

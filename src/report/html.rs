@@ -12,6 +12,22 @@ use crate::paper::Paper;
 
 const TEMPLATE: &str = include_str!("report.html");
 
+/// Text escaped for HTML element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn escape_script(json: &str) -> String {
     // JSON inside <script>: stop "</script>" and HTML comments from ending it.
     json.replace("</", "<\\/").replace("<!--", "<\\!--")

@@ -3,9 +3,9 @@
 //! no hash-map order, fixed float formatting), so the same input and seed
 //! give byte-identical files.
 
-mod bibtex;
+pub mod bibtex;
 mod csv;
-mod html;
+pub mod html;
 mod markdown;
 
 use std::path::Path;

@@ -35,7 +35,8 @@ pub use repair::{LostRange, RepairOptions, RepairReport, repair};
 
 const PAPERS_MAGIC: &[u8; 8] = b"PMPAPER1";
 const VECTORS_MAGIC: &[u8; 8] = b"PMVECTR1";
-const MANIFEST: &str = "MANIFEST.json";
+/// The manifest's file name in a library folder.
+pub const MANIFEST: &str = "MANIFEST.json";
 
 /// 64-bit XXH3 of an identity key: collisions are negligible at any
 /// library size (1e-8 at half a million papers). In memory only.
