@@ -13,7 +13,7 @@ use crate::store::{Library, WriteOptions, Writer};
 mod topics;
 pub use topics::{
     TOPIC_STATE_FILE, TopicOptions, TopicState, merge_topics, pin_k, rename_topic, topic_space,
-    topics,
+    topics, topics_current,
 };
 
 /// Makes the real or test embedder on demand: only when there is something

@@ -272,6 +272,15 @@ pub fn topics(
     root: &Path,
     opts: &crate::pipeline::TopicOptions,
 ) -> Result<(Library, crate::report::TopicReport)> {
+    let lib = open_embedded(root)?;
+    let report = crate::pipeline::topics(&lib, opts)?;
+    Ok((lib, report))
+}
+
+/// The library at `root` with its vectors, every paper embedded (what
+/// topics and their evaluation need): the error says whether another
+/// papermap is embedding the rest right now.
+pub fn open_embedded(root: &Path) -> Result<Library> {
     let mut lib = Library::open_without_vectors(root)?;
     lib.load_vectors()?;
     let missing = crate::pipeline::missing_vectors(&lib);
@@ -285,6 +294,47 @@ pub fn topics(
             )),
         });
     }
-    let report = crate::pipeline::topics(&lib, opts)?;
-    Ok((lib, report))
+    Ok(lib)
+}
+
+/// What `status` reports about a library.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub library: String,
+    pub format_version: u32,
+    pub generation: u64,
+    pub papers: usize,
+    pub without_abstract: usize,
+    /// Model id and dimension, once something was embedded.
+    pub model: Option<(String, usize)>,
+    pub vectors_cached: usize,
+    pub vectors_missing: usize,
+    pub matrix_current: bool,
+    pub graph_current: bool,
+    /// Libraries below this size are searched exactly (no graph needed).
+    pub hnsw_threshold: usize,
+    pub topics_current: bool,
+    pub warnings: Vec<String>,
+}
+
+/// The state of the library at `root` and of its derived files.
+pub fn status(root: &Path, search: &SearchOptions) -> Result<Status> {
+    let lib = Library::open(root)?;
+    let m = lib.manifest();
+    let (matrix_current, graph_current) = crate::index::derived_status(&lib, &search.hnsw);
+    Ok(Status {
+        library: root.display().to_string(),
+        format_version: m.version,
+        generation: m.generation,
+        papers: lib.len(),
+        without_abstract: lib.papers().iter().filter(|p| !p.has_abstract()).count(),
+        model: m.model.as_ref().map(|m| (m.id.clone(), m.dim)),
+        vectors_cached: lib.cached_vectors(),
+        vectors_missing: crate::pipeline::missing_vectors(&lib),
+        matrix_current,
+        graph_current,
+        hnsw_threshold: search.hnsw_threshold,
+        topics_current: crate::pipeline::topics_current(&lib),
+        warnings: lib.warnings.clone(),
+    })
 }

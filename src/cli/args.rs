@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,8 +33,8 @@ pub struct Cli {
 
     /// Embedding backend: the real model, or a deterministic hashing
     /// embedder for tests.
-    #[arg(long, global = true, default_value = "minilm", hide = true)]
-    pub embedder: String,
+    #[arg(long, global = true, value_enum, default_value_t = EmbedderArg::Minilm, hide = true)]
+    pub embedder: EmbedderArg,
 
     /// Seconds to wait for another papermap writing the same library.
     #[arg(long, global = true, default_value_t = 30)]
@@ -139,8 +139,8 @@ pub struct EvalTopicsArgs {
 #[derive(Debug, Args)]
 pub struct ScoringArgs {
     /// hybrid, dense, lexical (TF-IDF cosine) or bm25.
-    #[arg(long, default_value = "hybrid")]
-    pub mode: String,
+    #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+    pub mode: ModeArg,
     /// Weight of the embedding score in hybrid mode (0..1).
     #[arg(long, default_value_t = papermap::query::DEFAULT_WEIGHT)]
     pub weight: f32,
@@ -281,9 +281,9 @@ pub enum TopicAction {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Formats: json, csv, md, html, bibtex, or all (comma-separated).
-    #[arg(long, default_value = "all")]
-    pub format: String,
+    /// Formats (comma-separated), or all.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    pub format: Vec<FormatArg>,
     /// Output: a directory (several formats), or a file (one format; for
     /// bibtex, a directory of per-topic files).
     #[arg(long, default_value = "papermap-report")]
@@ -299,4 +299,70 @@ pub struct CheckArgs {
     /// Keep every intact paper of a damaged library and list the lost ones.
     #[arg(long)]
     pub repair: bool,
+}
+
+/// `--embedder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedderArg {
+    Minilm,
+    Hash,
+}
+
+impl From<EmbedderArg> for papermap::app::EmbedderKind {
+    fn from(e: EmbedderArg) -> Self {
+        match e {
+            EmbedderArg::Minilm => Self::MiniLm,
+            EmbedderArg::Hash => Self::Hash,
+        }
+    }
+}
+
+/// `--mode` of `related` and `eval related`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Embedding cosine and TF-IDF cosine fused (default).
+    Hybrid,
+    /// Embedding cosine only.
+    Dense,
+    /// TF-IDF cosine only.
+    Lexical,
+    /// BM25 with the whole query text (kept for comparison).
+    Bm25,
+}
+
+impl ModeArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModeArg::Hybrid => "hybrid",
+            ModeArg::Dense => "dense",
+            ModeArg::Lexical => "lexical",
+            ModeArg::Bm25 => "bm25",
+        }
+    }
+}
+
+impl From<ModeArg> for papermap::query::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Hybrid => Self::Hybrid,
+            ModeArg::Dense => Self::Dense,
+            ModeArg::Lexical => Self::Lexical,
+            ModeArg::Bm25 => Self::Bm25,
+        }
+    }
+}
+
+/// `report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Every format below.
+    All,
+    Json,
+    Csv,
+    #[value(alias = "markdown")]
+    Md,
+    Html,
+    /// One .bib file per topic.
+    #[value(alias = "bib")]
+    Bibtex,
 }

@@ -19,7 +19,8 @@ use papermap::report::{self, TopicReport};
 use papermap::store::{Library, WriteOptions, Writer};
 
 use args::{
-    Cli, Command, EmbedOpts, EvalCommand, RelatedArgs, ScoringArgs, ServeArgs, TopicAction,
+    Cli, Command, EmbedOpts, EvalCommand, FormatArg, RelatedArgs, ScoringArgs, ServeArgs,
+    TopicAction,
 };
 
 /// Global settings shared by all commands.
@@ -35,7 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let cfg = Config {
         library: cli.library.clone(),
         quiet: cli.quiet,
-        embedder: cli.embedder.parse()?,
+        embedder: cli.embedder.into(),
         write: WriteOptions {
             lock_wait: Duration::from_secs(cli.lock_wait),
         },
@@ -100,9 +101,9 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Related(r) => related(&cfg, &r),
         Command::Topics(t) => {
-            let lib = open_library(&cfg)?;
+            let (lib, topics) = topics(&cfg, t.k, t.seed)?;
             let report = match &t.action {
-                None => topics(&lib, t.k, t.seed)?,
+                None => topics,
                 Some(TopicAction::Rename { id, name }) => pipeline::rename_topic(&lib, *id, name)?,
                 Some(TopicAction::Merge { into, others }) => {
                     pipeline::merge_topics(&lib, *into, others)?
@@ -124,9 +125,8 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Report(r) => {
-            let lib = open_library(&cfg)?;
             let formats = parse_formats(&r.format)?;
-            let report = topics(&lib, r.k, r.seed)?;
+            let (lib, report) = topics(&cfg, r.k, r.seed)?;
             let single_file = formats.len() == 1 && r.out.extension().is_some();
             let mut written = Vec::new();
             for f in formats {
@@ -160,24 +160,46 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Topics with the user's k and seed, other options at their defaults.
-fn topics(lib: &Library, k: Option<usize>, seed: u64) -> papermap::Result<TopicReport> {
-    pipeline::topics(
-        lib,
+/// Topics with the user's k and seed, other options at their defaults, and
+/// the library they were computed on.
+fn topics(cfg: &Config, k: Option<usize>, seed: u64) -> Result<(Library, TopicReport)> {
+    let (lib, report) = app::topics(
+        &cfg.library,
         &TopicOptions {
             k,
             seed,
             ..Default::default()
         },
-    )
+    )?;
+    for w in &lib.warnings {
+        eprintln!("papermap: warning: {w}");
+    }
+    Ok((lib, report))
 }
 
-fn parse_formats(s: &str) -> Result<Vec<report::Format>> {
-    if s == "all" {
-        use report::Format::*;
-        return Ok(vec![Json, Csv, Markdown, Html, Bibtex]);
+/// The report formats asked for, each once, in the order given.
+fn parse_formats(given: &[FormatArg]) -> Result<Vec<report::Format>> {
+    use report::Format::*;
+    let mut out = Vec::new();
+    for f in given {
+        let add: &[report::Format] = match f {
+            FormatArg::All => &[Json, Csv, Markdown, Html, Bibtex],
+            FormatArg::Json => &[Json],
+            FormatArg::Csv => &[Csv],
+            FormatArg::Md => &[Markdown],
+            FormatArg::Html => &[Html],
+            FormatArg::Bibtex => &[Bibtex],
+        };
+        for x in add {
+            if !out.contains(x) {
+                out.push(*x);
+            }
+        }
     }
-    s.split(',').map(|f| Ok(f.trim().parse()?)).collect()
+    if out.is_empty() {
+        bail!("--format names no format");
+    }
+    Ok(out)
 }
 
 fn embed_options(e: &EmbedOpts, quiet: bool) -> Result<EmbedOptions> {
@@ -207,32 +229,11 @@ fn embedder_factory<'a>(
 }
 
 fn open_library(cfg: &Config) -> Result<Library> {
-    let mut lib = open_library_without_vectors(cfg)?;
-    lib.load_vectors()?;
-    check_library(&lib)?;
-    Ok(lib)
-}
-
-fn open_library_without_vectors(cfg: &Config) -> Result<Library> {
-    Ok(Library::open_without_vectors(&cfg.library)?)
-}
-
-/// Reports damage found while opening and refuses a library with papers
-/// not embedded yet.
-fn check_library(lib: &Library) -> Result<()> {
+    let lib = app::open_embedded(&cfg.library)?;
     for w in &lib.warnings {
         eprintln!("papermap: warning: {w}");
     }
-    let missing = pipeline::missing_vectors(lib);
-    if missing > 0 {
-        if let Some(pid) = papermap::store::lock::active_writer(lib.root()) {
-            bail!(
-                "{missing} paper(s) are being embedded by another papermap (pid {pid}); topics need every paper embedded: try again when it finishes (`related` answers meanwhile)"
-            );
-        }
-        bail!("{missing} paper(s) are not embedded yet; run `papermap embed` to finish");
-    }
-    Ok(())
+    Ok(lib)
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends quietly.
@@ -456,7 +457,7 @@ fn clip(s: &str, n: usize) -> String {
 fn scoring_options(s: &ScoringArgs, k: usize) -> Result<RelatedOptions> {
     let opts = RelatedOptions {
         k,
-        mode: s.mode.parse()?,
+        mode: s.mode.into(),
         weight: s.weight,
         direction: if s.prior {
             Direction::Prior
@@ -510,7 +511,7 @@ fn eval(cfg: &Config, e: &EvalCommand) -> Result<()> {
             }
             let base = scoring_options(&a.scoring, 100)?;
             let mut embed = app::text_embedder(cfg.embedder, lib.dim());
-            let mut runs = vec![(a.scoring.mode.clone(), base.weight, base.clone())];
+            let mut runs = vec![(a.scoring.mode.name().to_string(), base.weight, base.clone())];
             if a.sweep {
                 for i in 0..=20 {
                     let w = i as f32 / 20.0;
@@ -693,7 +694,7 @@ fn related(cfg: &Config, a: &RelatedArgs) -> Result<()> {
     };
     let mut s = format!(
         "{head}\n{} mode, {} search over {} papers{direction}\n\n {:>2}  {:>5}  {:>5}  {:>5}  {:<7}  {:<24}  title\n",
-        a.scoring.mode,
+        a.scoring.mode.name(),
         engine.searcher.engine(),
         lib.len(),
         "#",
@@ -747,40 +748,38 @@ fn list(cfg: &Config) -> Result<()> {
 }
 
 fn status(cfg: &Config) -> Result<()> {
-    let lib = Library::open(&cfg.library)?;
-    let m = lib.manifest();
-    let no_abs = lib.papers().iter().filter(|p| !p.has_abstract()).count();
-    let fp = lib.fingerprint();
-    let (matrix, graph) = papermap::index::derived_status(&lib, &cfg.search.hnsw);
-    let topics = std::fs::read_to_string(lib.derived_dir().join("topics.json"))
-        .is_ok_and(|t| t.contains(&fp));
+    let st = app::status(&cfg.library, &cfg.search)?;
     let mut s = format!(
         "library {} (format v{}, generation {})\npapers: {} ({} without abstract)\nmodel: {}\nvectors cached: {}, missing: {}\nHNSW index: {}\ntopics: {}",
-        cfg.library.display(),
-        m.version,
-        m.generation,
-        lib.len(),
-        no_abs,
-        m.model
+        st.library,
+        st.format_version,
+        st.generation,
+        st.papers,
+        st.without_abstract,
+        st.model
             .as_ref()
-            .map_or("none yet".into(), |m| format!("{} ({}-d)", m.id, m.dim)),
-        lib.cached_vectors(),
-        pipeline::missing_vectors(&lib),
-        match (matrix, graph, lib.len() >= cfg.search.hnsw_threshold) {
+            .map_or("none yet".into(), |(id, dim)| format!("{id} ({dim}-d)")),
+        st.vectors_cached,
+        st.vectors_missing,
+        match (
+            st.matrix_current,
+            st.graph_current,
+            st.papers >= st.hnsw_threshold
+        ) {
             (true, true, _) => "current".to_string(),
             (true, false, false) => format!(
                 "not needed (exact search below {} papers)",
-                cfg.search.hnsw_threshold
+                st.hnsw_threshold
             ),
             _ => "stale or absent (rebuilt by the next add/embed)".to_string(),
         },
-        if topics {
+        if st.topics_current {
             "current"
         } else {
             "not computed for this state"
         },
     );
-    for w in &lib.warnings {
+    for w in &st.warnings {
         s.push_str(&format!("\nwarning: {w}"));
     }
     out(&s)

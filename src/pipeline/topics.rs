@@ -193,6 +193,15 @@ pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
     Ok(report)
 }
 
+/// Whether the main run's cached clustering matches the library as it is.
+pub fn topics_current(lib: &Library) -> bool {
+    read_checked_json::<RawTopics>(&lib.derived_dir().join("topics.json")).is_some_and(|r| {
+        r.algorithm == TOPICS_ALGORITHM
+            && r.fingerprint == lib.fingerprint()
+            && r.labels.len() == lib.len()
+    })
+}
+
 /// `topics rename ID NAME`: names a topic of the stored main run.
 pub fn rename_topic(lib: &Library, id: u32, name: &str) -> Result<TopicReport> {
     let name = name.trim();

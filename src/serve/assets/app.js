@@ -15,7 +15,7 @@ function el(tag, props, ...kids) {
     else if (k === "text") e.textContent = v;
     else e.setAttribute(k, v);
   }
-  for (const kid of kids.flat()) {
+  for (const kid of kids.flat(Infinity)) {
     if (kid === undefined || kid === null || kid === false) continue;
     e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
   }
@@ -23,7 +23,7 @@ function el(tag, props, ...kids) {
 }
 
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== undefined && n !== null && n !== false));
   window.scrollTo(0, 0);
 }
 
