@@ -249,3 +249,30 @@ impl SharedEmbedder {
         self.embed_dim(text, 384)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_web_urls_become_links() {
+        for ok in [
+            "https://arxiv.org/abs/1",
+            "http://example.org/a?b=c",
+            "HTTPS://X.ORG",
+        ] {
+            assert!(is_web_url(ok), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            " javascript:alert(1)",
+            "data:text/html,<script>",
+            "file:///etc/passwd",
+            "//evil.example/x",
+            "https://a.org/x y",
+            "",
+        ] {
+            assert!(!is_web_url(bad), "{bad}");
+        }
+    }
+}

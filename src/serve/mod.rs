@@ -73,7 +73,11 @@ pub struct State {
     topics_running: AtomicBool,
     /// Bounds the requests computing at once (CPU-bound work).
     work: tokio::sync::Semaphore,
+    last_reload: std::sync::Mutex<std::time::Instant>,
 }
+
+/// Shortest time between two reopens while another papermap is writing.
+pub const WRITER_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 impl State {
     /// Opens the library for serving.
@@ -85,6 +89,7 @@ impl State {
             embedder: SharedEmbedder::new(opts.embedder),
             topics_running: AtomicBool::new(false),
             work: tokio::sync::Semaphore::new(opts.workers),
+            last_reload: std::sync::Mutex::new(std::time::Instant::now()),
             opts,
         })
     }
@@ -105,8 +110,18 @@ impl State {
         if now == self.snapshot().stamp {
             return Ok(false);
         }
+        // While a writer works, the library changes every few seconds and
+        // each reopen costs CPU the writer and the requests need: reopen at
+        // most every WRITER_RELOAD_INTERVAL then (at once when it is done).
+        let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() < WRITER_RELOAD_INTERVAL
+            && crate::store::lock::active_writer(&self.opts.root).is_some()
+        {
+            return Ok(false);
+        }
         let snap = Snapshot::open(&self.opts.root, &self.opts.search, self.opts.ef)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        *last = std::time::Instant::now();
         Ok(true)
     }
 
