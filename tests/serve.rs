@@ -487,3 +487,32 @@ fn fuzz_server() -> &'static Server {
     });
     s
 }
+
+#[test]
+fn show_prints_the_same_paper_page_as_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let s = Server::new(&lib);
+    let out = papermap(&lib, &["show", "evil2021", "-k", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("Attention <script>alert(1)</script> and KV cache"),
+        "{text}"
+    );
+    assert!(text.contains("Mallory, Eve, Doe, Jane") && text.contains("2021 · evil2021"));
+    assert!(text.contains("Related:") && text.contains("Earlier work (--prior):"));
+    assert!(!text.contains("javascript:"), "{text}");
+    let json: Value =
+        serde_json::from_slice(&papermap(&lib, &["show", "evil2021", "-k", "3", "--json"]).stdout)
+            .unwrap();
+    let api = s.ok("/api/paper?id=evil2021&k=3");
+    for key in ["related", "prior", "later"] {
+        assert_eq!(json[key], api[key], "{key}");
+    }
+    let undated =
+        String::from_utf8_lossy(&papermap(&lib, &["show", "quant-1"]).stdout).into_owned();
+    assert!(
+        undated.contains("Earlier work (--prior): the paper has no date"),
+        "{undated}"
+    );
+}

@@ -72,6 +72,20 @@ pub enum Command {
     Eval(EvalCommand),
     /// Serve the library as a local web page and JSON API (read-only).
     Serve(ServeArgs),
+    /// One paper: its fields, links, related papers, earlier and later work.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A paper id, DOI, arXiv id or title.
+    pub paper: String,
+    /// Papers per list (related, earlier, later).
+    #[arg(short, default_value_t = 5)]
+    pub k: usize,
+    /// Print JSON (the server's `/api/paper` answer) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

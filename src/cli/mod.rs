@@ -19,7 +19,7 @@ use papermap::report::{self, TopicReport};
 use papermap::store::{Library, WriteOptions, Writer};
 
 use args::{
-    Cli, Command, EmbedOpts, EvalCommand, FormatArg, RelatedArgs, ScoringArgs, ServeArgs,
+    Cli, Command, EmbedOpts, EvalCommand, FormatArg, RelatedArgs, ScoringArgs, ServeArgs, ShowArgs,
     TopicAction,
 };
 
@@ -157,6 +157,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(c) => check(&cfg, c.repair),
         Command::Eval(e) => eval(&cfg, &e),
         Command::Serve(s) => serve(&cfg, &s),
+        Command::Show(s) => show(&cfg, &s),
     }
 }
 
@@ -867,4 +868,70 @@ fn serve(cfg: &Config, a: &ServeArgs) -> Result<()> {
         }
     })?;
     Ok(())
+}
+
+fn show(cfg: &Config, a: &ShowArgs) -> Result<()> {
+    if !(1..=100).contains(&a.k) {
+        bail!("-k must be between 1 and 100 (got {})", a.k);
+    }
+    let snap = papermap::app::live::Snapshot::open(
+        &cfg.library,
+        &cfg.search,
+        HnswParams::default().ef_search,
+    )?;
+    for w in &snap.lib().warnings {
+        eprintln!("papermap: warning: {w}");
+    }
+    let row = snap.find(&a.paper)?;
+    let embedder = papermap::app::live::SharedEmbedder::new(cfg.embedder);
+    let p = snap.paper_page(row, a.k, &embedder)?;
+    if a.json {
+        return out(&serde_json::to_string_pretty(&p)?);
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let mut s = format!("{}\n", text(&p["title"]));
+    let authors: Vec<String> = p["authors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    if !authors.is_empty() {
+        s.push_str(&format!("{}\n", authors.join(", ")));
+    }
+    let mut meta = vec![p["date"].as_str().unwrap_or("undated").to_string()];
+    if let Some(v) = p["venue"].as_str() {
+        meta.push(v.to_string());
+    }
+    meta.push(text(&p["id"]));
+    s.push_str(&format!("{}\n", meta.join(" · ")));
+    for (_, url) in p["links"].as_object().into_iter().flatten() {
+        s.push_str(&format!("{}\n", text(url)));
+    }
+    s.push_str(&format!("\n{}\n", text(&p["abstract"])));
+    for (key, title) in [
+        ("related", "Related"),
+        ("prior", "Earlier work (--prior)"),
+        ("later", "Later work (--later)"),
+    ] {
+        match p[key].as_array() {
+            None => s.push_str(&format!("\n{title}: the paper has no date\n")),
+            Some(list) => {
+                s.push_str(&format!("\n{title}:\n"));
+                if list.is_empty() {
+                    s.push_str("  (none in the library)\n");
+                }
+                for r in list {
+                    s.push_str(&format!(
+                        "  {:.3}  {:<7}  {}  [{}]\n",
+                        r["score"].as_f64().unwrap_or(0.0),
+                        r["date"].as_str().unwrap_or("undated"),
+                        clip(&text(&r["title"]), 80),
+                        text(&r["id"])
+                    ));
+                }
+            }
+        }
+    }
+    out(s.trim_end())
 }
