@@ -153,6 +153,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status => status(&cfg),
         Command::List => list(&cfg),
         Command::Check(c) => check(&cfg, c.repair),
+        Command::Remove(r) => remove(&cfg, &r),
         Command::Eval(e) => eval(&cfg, &e),
     }
 }
@@ -835,4 +836,56 @@ fn check(cfg: &Config, repair: bool) -> Result<()> {
             problems.len()
         )
     }
+}
+
+/// `remove`: every name is resolved first; one unknown name removes nothing
+/// (unless --ignore-missing).
+fn remove(cfg: &Config, a: &args::RemoveArgs) -> Result<()> {
+    pipeline::check_lists(&a.file)?;
+    let mut names: Vec<pipeline::RemoveRef> =
+        a.ids.iter().map(|s| pipeline::RemoveRef::arg(s)).collect();
+    for f in &a.file {
+        names.extend(pipeline::read_list(f)?);
+    }
+    if names.is_empty() {
+        bail!("nothing to remove: name papers by id, DOI or arXiv id, or pass --file LIST");
+    }
+    let opts = pipeline::RemoveOptions {
+        write: cfg.write.clone(),
+        search: cfg.search.clone(),
+        ignore_missing: a.ignore_missing,
+    };
+    let r = pipeline::remove(&cfg.library, &names, &opts)?;
+    for w in &r.warnings {
+        eprintln!("papermap: warning: {w}");
+    }
+    for m in &r.missing {
+        eprintln!("papermap: not found (ignored): {m}");
+    }
+    if cfg.quiet {
+        return Ok(());
+    }
+    if let Some(c) = &r.compacted {
+        eprintln!("{}", c.line());
+    }
+    for (id, title) in &r.removed {
+        eprintln!("removed {id}\t{title}");
+    }
+    eprintln!(
+        "removed {} paper(s){}{}",
+        r.removed.len(),
+        if r.index_built {
+            "; index rebuilt"
+        } else if r.not_embedded > 0 {
+            "; index left for `papermap embed` (some papers are not embedded yet)"
+        } else {
+            ""
+        },
+        if r.repeated > 0 {
+            format!("; {} name(s) repeated a paper already named", r.repeated)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
