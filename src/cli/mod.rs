@@ -254,33 +254,12 @@ fn watch(
 ) -> Result<()> {
     let poll = Duration::from_millis(poll_ms.max(50));
     let mut last = pipeline::stamps(files);
-    // Per file, the papers its entries were last time: an entry that left
-    // the file is named (the library cannot remove papers yet).
-    let mut before: std::collections::HashMap<std::path::PathBuf, HashSet<String>> =
-        std::collections::HashMap::new();
     loop {
+        // Entries that left a file are removed by the add itself (its notes
+        // name them): `IngestOptions::sync`.
         match pipeline::add(&cfg.library, files, opts, make) {
             Ok(r) => {
                 print_add(cfg, &r)?;
-                for f in r.files.iter().filter(|f| f.error.is_none()) {
-                    let now: HashSet<String> = f.ids.iter().cloned().collect();
-                    if let Some(prev) = before.get(&f.path) {
-                        let mut gone: Vec<&String> = prev.difference(&now).collect();
-                        gone.sort();
-                        if !gone.is_empty() {
-                            eprintln!(
-                                "papermap: {}: {} entr(y/ies) no longer in the file stay in the library (papermap cannot remove papers yet): {}",
-                                f.path.display(),
-                                gone.len(),
-                                gone.iter()
-                                    .map(|s| s.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            );
-                        }
-                    }
-                    before.insert(f.path.clone(), now);
-                }
                 if let Err(e) = add_outcome(&r) {
                     eprintln!("papermap: error: {e:#}");
                 }

@@ -163,6 +163,18 @@ fn add_identity(map: &mut HashMap<u64, Vec<usize>>, keys: Vec<String>, row: usiz
     }
 }
 
+/// The file part of a paper's `source`: without `:LINE` (text formats) or
+/// `#KEY` (a Zotero item).
+pub fn source_file(source: &str) -> &str {
+    if let Some((file, line)) = source.rsplit_once(':')
+        && !line.is_empty()
+        && line.bytes().all(|b| b.is_ascii_digit())
+    {
+        return file;
+    }
+    source.rsplit_once('#').map_or(source, |(file, _)| file)
+}
+
 /// Equal records, wherever they were read from (a line number that moved is
 /// no change).
 fn same_but_source(a: &Paper, b: &Paper) -> bool {
@@ -206,6 +218,9 @@ pub struct Library {
     offsets: Vec<u64>,
     /// Each paper's year (what `find_same` needs in lean mode).
     years: Vec<Option<i32>>,
+    /// Each paper's source file (its `source` without `:line` or `#KEY`),
+    /// hashed: which papers a re-read file or database still holds.
+    sources: Vec<u64>,
     /// Ingest-only mode: `papers` stays empty (ids, years, offsets and
     /// hashed identity keys are all that is held), full records are read
     /// back from the log on demand, and vectors are not loaded: memory does
@@ -297,6 +312,7 @@ impl Library {
             papers: Vec::new(),
             offsets: Vec::new(),
             years: Vec::new(),
+            sources: Vec::new(),
             lean,
             by_id: HashMap::new(),
             by_identity,
@@ -386,6 +402,7 @@ impl Library {
         }
         keep(&mut self.offsets, &is_dead);
         keep(&mut self.years, &is_dead);
+        keep(&mut self.sources, &is_dead);
         if !self.lean {
             keep(&mut self.papers, &is_dead);
         }
@@ -484,6 +501,7 @@ impl Library {
             Some(&i) => {
                 self.offsets[i] = offset;
                 self.years[i] = paper.year;
+                self.sources[i] = key_hash(source_file(&paper.source));
                 if !self.lean {
                     self.papers[i] = paper;
                 }
@@ -494,6 +512,7 @@ impl Library {
                 self.by_id.insert(paper.id.clone(), i);
                 self.offsets.push(offset);
                 self.years.push(paper.year);
+                self.sources.push(key_hash(source_file(&paper.source)));
                 if !self.lean {
                     self.papers.push(paper);
                 }
@@ -542,6 +561,16 @@ impl Library {
     /// Every paper id, in no particular order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.by_id.keys().map(String::as_str)
+    }
+
+    /// Ids of the papers whose stored record was read from `file` (as the
+    /// path was given then): `file:LINE` or `file#KEY` sources.
+    pub fn ids_from_source<'a>(&'a self, file: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let h = key_hash(file);
+        self.by_id
+            .iter()
+            .filter(move |(_, row)| self.sources[**row] == h)
+            .map(|(id, _)| id.as_str())
     }
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
