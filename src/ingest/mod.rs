@@ -474,8 +474,7 @@ pub fn ingest(
         writer.commit()?;
         reports.push(report);
     }
-    if opts.sync {
-        remove_left_entries(writer, &mut reports)?;
+    if opts.sync && remove_left_entries(writer, &mut reports)? {
         writer.commit()?;
     }
     Ok(reports)
@@ -487,8 +486,10 @@ pub fn ingest(
 /// it any more. A paper first stored from another file, which this file
 /// only merged into, keeps that file as its source and is never removed
 /// here. Zotero databases do this themselves (`ingest_zotero`).
-fn remove_left_entries(writer: &mut Writer, reports: &mut [FileReport]) -> Result<()> {
+/// Returns whether anything was removed.
+fn remove_left_entries(writer: &mut Writer, reports: &mut [FileReport]) -> Result<bool> {
     let held: HashSet<String> = reports.iter().flat_map(|r| r.ids.iter().cloned()).collect();
+    let mut any = false;
     for r in reports.iter_mut() {
         if r.error.is_some() || r.format == Format::Zotero.to_string() {
             continue;
@@ -510,8 +511,9 @@ fn remove_left_entries(writer: &mut Writer, reports: &mut [FileReport]) -> Resul
             gone.join(", ")
         ));
         r.removed = gone;
+        any = true;
     }
-    Ok(())
+    Ok(any)
 }
 
 fn is_zotero(path: &Path, opts: &IngestOptions) -> bool {
