@@ -249,6 +249,38 @@ mod tests {
         assert!(lib.leftovers().is_empty(), "{:?}", lib.leftovers());
     }
 
+    /// A reader that read the manifest just before a compaction switched it
+    /// finds its log gone: that error (and only that one) makes it read again.
+    #[test]
+    fn a_log_gone_under_a_reader_is_told_from_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        library(dir.path(), 3);
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        w.remove_papers(&["p0".into(), "p1".into()]).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let stale = Library::open(dir.path()).unwrap();
+        let old_log = dir.path().join(&stale.manifest().papers.file);
+        let w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        assert!(w.compacted.is_some());
+        drop(w);
+        // What scanning the old manifest's log now gives.
+        let e = crate::store::log::scan(
+            &old_log,
+            PAPERS_MAGIC,
+            stale.manifest().papers.bytes,
+            &|_| true,
+        )
+        .unwrap_err();
+        assert!(Library::log_switched(dir.path(), &e), "{e}");
+        let damage = Error::Corrupt {
+            path: dir.path().join("papers-2.log"),
+            reason: "checksum".into(),
+        };
+        assert!(!Library::log_switched(dir.path(), &damage));
+        assert_eq!(ids(&Library::open(dir.path()).unwrap()), vec!["p2"]);
+    }
+
     #[test]
     fn repair_keeps_removal_records_and_compacts() {
         let dir = tempfile::tempdir().unwrap();
