@@ -10,6 +10,10 @@ use crate::index::{SearchOptions, refresh_derived};
 use crate::ingest::{FileReport, IngestOptions, ingest};
 use crate::store::{Library, WriteOptions, Writer};
 
+mod remove;
+pub use remove::{
+    RemoveOptions, RemoveRef, RemoveReport, check_lists, find_exact, read_list, remove,
+};
 mod topics;
 pub use topics::{
     TOPIC_STATE_FILE, TopicOptions, TopicState, merge_topics, pin_k, rename_topic, topic_space,

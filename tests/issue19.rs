@@ -368,7 +368,9 @@ fn watch_rereads_a_changed_export_and_embeds_only_what_changed() {
         "{seen}"
     );
     assert!(
-        seen.contains("1 entr(y/ies) no longer in the file stay in the library (papermap cannot remove papers yet): url_only_2017"),
+        seen.contains(
+            "1 entr(y/ies) no longer in the file removed from the library: url_only_2017"
+        ),
         "{seen}"
     );
     assert!(seen.contains("embedded 2 papers"), "{seen}");
@@ -376,4 +378,86 @@ fn watch_rereads_a_changed_export_and_embeds_only_what_changed() {
     let p = by_id(lib.papers(), "note_space_2021");
     assert_eq!(p.abs, "An edited abstract.");
     assert_eq!(p.arxiv.as_deref(), Some("2106.15831"));
+    // The entry that left the file left the library (issue 19).
+    assert_eq!(lib.len(), 5);
+    assert!(lib.index_of("url_only_2017").is_none());
+    assert!(lib.index_of("added_2023").is_some());
+}
+
+/// Re-reading watched files (`IngestOptions::sync`): an entry that left its
+/// file leaves the library, unless another file of the watch still holds
+/// the paper, and a paper first stored from another file is never removed
+/// by a file that only merged into it.
+#[test]
+fn sync_removes_entries_that_left_their_file_but_not_papers_another_file_holds() {
+    use papermap::ingest::{IngestOptions, ingest};
+    use papermap::store::{WriteOptions, Writer};
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let a = dir.path().join("a.bib");
+    let b = dir.path().join("b.bib");
+    let entry = |key: &str, title: &str, doi: &str| {
+        format!("@article{{{key}, title={{{title}}}, year={{2020}}, doi={{{doi}}}}}\n")
+    };
+    let x = entry("x", "Shared Paper", "10.1/x");
+    let y = entry("y", "Only In A", "10.1/y");
+    let z = entry("z", "Only In B", "10.1/z");
+    let w = entry("w", "Also Only In A", "10.1/w");
+    let opts = IngestOptions {
+        sync: true,
+        ..Default::default()
+    };
+    let run = |files: &[&Path]| {
+        let mut wr = Writer::open_for_ingest(&lib, &WriteOptions::default()).unwrap();
+        let files: Vec<PathBuf> = files.iter().map(|p| p.to_path_buf()).collect();
+        let r = ingest(&mut wr, &files, &opts).unwrap();
+        drop(wr);
+        let ids: Vec<String> = Library::open(&lib)
+            .unwrap()
+            .papers()
+            .iter()
+            .map(|p| p.id.clone())
+            .collect();
+        (r, ids)
+    };
+    // b.bib first: z and x come from b; a.bib's x merges into b's.
+    std::fs::write(&b, format!("{z}{x}")).unwrap();
+    std::fs::write(&a, format!("{x}{y}{w}")).unwrap();
+    let (_, ids) = run(&[&b, &a]);
+    assert_eq!(ids, vec!["z", "x", "y", "w"]);
+    // x leaves a.bib: its source is b.bib, so it stays.
+    std::fs::write(&a, format!("{y}{w}")).unwrap();
+    let (r, ids) = run(&[&b, &a]);
+    assert!(r.iter().all(|f| f.removed.is_empty()), "{r:?}");
+    assert_eq!(ids, vec!["z", "x", "y", "w"]);
+    // y leaves a.bib, which it came from: removed, and named.
+    std::fs::write(&a, w.clone()).unwrap();
+    let (r, ids) = run(&[&b, &a]);
+    assert_eq!(r[1].removed, vec!["y".to_string()]);
+    assert!(
+        r[1].notes
+            .iter()
+            .any(|n| n.contains("1 entr(y/ies) no longer in the file removed from the library: y")),
+        "{:?}",
+        r[1].notes
+    );
+    assert_eq!(ids, vec!["z", "x", "w"]);
+    // x leaves b.bib, its source, but a.bib (watched with it) has it again.
+    std::fs::write(&a, format!("{w}{x}")).unwrap();
+    std::fs::write(&b, z.clone()).unwrap();
+    let (r, ids) = run(&[&b, &a]);
+    assert!(r.iter().all(|f| f.removed.is_empty()), "{r:?}");
+    assert_eq!(ids, vec!["z", "x", "w"]);
+    // A file that cannot be read removes nothing.
+    std::fs::write(&a, [0u8, 159, 146, 150, 0, 0, 1, 2].repeat(64)).unwrap();
+    let (r, ids) = run(&[&a]);
+    assert!(r[0].error.is_some(), "{r:?}");
+    assert!(r[0].removed.is_empty());
+    assert_eq!(ids, vec!["z", "x", "w"]);
+    // Without sync (a plain add) nothing is ever removed.
+    std::fs::write(&a, "").unwrap();
+    let mut wr = Writer::open_for_ingest(&lib, &WriteOptions::default()).unwrap();
+    ingest(&mut wr, std::slice::from_ref(&a), &IngestOptions::default()).unwrap();
+    drop(wr);
+    assert_eq!(Library::open(&lib).unwrap().len(), 3);
 }

@@ -186,7 +186,7 @@ fn zotero_collection_option_takes_one_collection() {
 }
 
 #[test]
-fn re_adding_picks_up_edits_and_reports_deletions_made_in_zotero() {
+fn re_adding_picks_up_edits_and_removes_deletions_made_in_zotero() {
     let dir = tempfile::tempdir().unwrap();
     let db = zotero6(dir.path());
     let lib = dir.path().join("lib");
@@ -223,18 +223,72 @@ fn re_adding_picks_up_edits_and_reports_deletions_made_in_zotero() {
     assert!(err.contains("1 in the trash"), "{err}");
     assert!(
         err.contains(
-            "2 paper(s) deleted in Zotero (or moved to its trash) are still in the papermap library"
+            "removed 2 paper(s) deleted in Zotero (or moved to its trash) since the last add"
         ) && err.contains("zotero:9PWIL7JY \"Almost ISS property for feedback connected systems\"")
             && err.contains("zotero:MH97KZ75")
-            && err.contains("The library holds 38 paper(s), 36 of them current in Zotero"),
+            && err.contains("The library holds 36 paper(s)"),
         "{err}"
     );
     let ps = papers(&lib);
-    assert_eq!(ps.len(), 38);
+    assert_eq!(ps.len(), 36);
+    assert!(
+        !ps.iter()
+            .any(|p| p.id == "zotero:9PWIL7JY" || p.id == "zotero:MH97KZ75")
+    );
     assert_eq!(
         paper(&ps, "zotero:DWVTR4GB").title,
         "Distributed Control, Revised"
     );
+    // Gone from answers too: the id is no paper's any more.
+    let list = papermap(&lib, &["list"]);
+    ok(&list);
+    let out = String::from_utf8_lossy(&list.stdout);
+    assert!(out.contains("zotero:DWVTR4GB"), "{out}");
+    assert!(!out.contains("zotero:MH97KZ75"), "{out}");
+
+    // Restored from Zotero's trash: back in the library, vector from cache.
+    Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM deletedItems", [])
+        .unwrap();
+    let err = ok(&papermap(&lib, &["add", db.to_str().unwrap()]));
+    assert!(err.contains("read 37, new 1, duplicate 36"), "{err}");
+    assert!(err.contains("embedded 0 papers"), "{err}");
+    assert!(!err.contains("removed"), "{err}");
+    assert_eq!(papers(&lib).len(), 37);
+}
+
+/// Deletions in one Zotero database never remove the papers another one
+/// (or a BibTeX file) brought.
+#[test]
+fn deletions_in_one_zotero_database_leave_other_sources_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = zotero6(dir.path());
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = zotero6(&other_dir);
+    let lib = dir.path().join("lib");
+    ok(&papermap(&lib, &["add", db.to_str().unwrap()]));
+    let n = papers(&lib).len();
+    // The second database holds the same item keys: the same papers (the
+    // item key is the identity), whose source stays the first database.
+    ok(&papermap(&lib, &["add", other.to_str().unwrap()]));
+    assert_eq!(papers(&lib).len(), n);
+    Connection::open(&other)
+        .unwrap()
+        .execute("DELETE FROM items WHERE key = 'MH97KZ75'", [])
+        .unwrap();
+    let err = ok(&papermap(&lib, &["add", other.to_str().unwrap()]));
+    assert!(!err.contains("removed"), "{err}");
+    assert_eq!(papers(&lib).len(), n);
+    // Deleted from the database it came from: removed.
+    Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM items WHERE key = 'MH97KZ75'", [])
+        .unwrap();
+    let err = ok(&papermap(&lib, &["add", db.to_str().unwrap()]));
+    assert!(err.contains("removed 1 paper(s)"), "{err}");
+    assert_eq!(papers(&lib).len(), n - 1);
 }
 
 #[test]

@@ -67,6 +67,8 @@ pub enum Command {
     List,
     /// Verify every file of the library; with --repair, salvage a damaged one.
     Check(CheckArgs),
+    /// Remove papers (by id, DOI or arXiv id) from the library.
+    Remove(RemoveArgs),
     /// Measure papermap against your own ground truth.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -379,4 +381,17 @@ pub enum FormatArg {
     /// One .bib file per topic.
     #[value(alias = "bib")]
     Bibtex,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Papers to remove: ids, DOIs or arXiv ids (never titles).
+    pub ids: Vec<String>,
+    /// A file of ids, DOIs or arXiv ids, one per line (`#` starts a comment).
+    #[arg(long)]
+    pub file: Vec<PathBuf>,
+    /// Remove the papers that are found and list the names that are not
+    /// (without it, one unknown name removes nothing).
+    #[arg(long)]
+    pub ignore_missing: bool,
 }

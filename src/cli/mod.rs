@@ -155,6 +155,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status => status(&cfg),
         Command::List => list(&cfg),
         Command::Check(c) => check(&cfg, c.repair),
+        Command::Remove(r) => remove(&cfg, &r),
         Command::Eval(e) => eval(&cfg, &e),
         Command::Serve(s) => serve(&cfg, &s),
         Command::Show(s) => show(&cfg, &s),
@@ -258,33 +259,12 @@ fn watch(
 ) -> Result<()> {
     let poll = Duration::from_millis(poll_ms.max(50));
     let mut last = pipeline::stamps(files);
-    // Per file, the papers its entries were last time: an entry that left
-    // the file is named (the library cannot remove papers yet).
-    let mut before: std::collections::HashMap<std::path::PathBuf, HashSet<String>> =
-        std::collections::HashMap::new();
     loop {
+        // Entries that left a file are removed by the add itself (its notes
+        // name them): `IngestOptions::sync`.
         match pipeline::add(&cfg.library, files, opts, make) {
             Ok(r) => {
                 print_add(cfg, &r)?;
-                for f in r.files.iter().filter(|f| f.error.is_none()) {
-                    let now: HashSet<String> = f.ids.iter().cloned().collect();
-                    if let Some(prev) = before.get(&f.path) {
-                        let mut gone: Vec<&String> = prev.difference(&now).collect();
-                        gone.sort();
-                        if !gone.is_empty() {
-                            eprintln!(
-                                "papermap: {}: {} entr(y/ies) no longer in the file stay in the library (papermap cannot remove papers yet): {}",
-                                f.path.display(),
-                                gone.len(),
-                                gone.iter()
-                                    .map(|s| s.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            );
-                        }
-                    }
-                    before.insert(f.path.clone(), now);
-                }
                 if let Err(e) = add_outcome(&r) {
                     eprintln!("papermap: error: {e:#}");
                 }
@@ -934,4 +914,56 @@ fn show(cfg: &Config, a: &ShowArgs) -> Result<()> {
         }
     }
     out(s.trim_end())
+}
+
+/// `remove`: every name is resolved first; one unknown name removes nothing
+/// (unless --ignore-missing).
+fn remove(cfg: &Config, a: &args::RemoveArgs) -> Result<()> {
+    pipeline::check_lists(&a.file)?;
+    let mut names: Vec<pipeline::RemoveRef> =
+        a.ids.iter().map(|s| pipeline::RemoveRef::arg(s)).collect();
+    for f in &a.file {
+        names.extend(pipeline::read_list(f)?);
+    }
+    if names.is_empty() {
+        bail!("nothing to remove: name papers by id, DOI or arXiv id, or pass --file LIST");
+    }
+    let opts = pipeline::RemoveOptions {
+        write: cfg.write.clone(),
+        search: cfg.search.clone(),
+        ignore_missing: a.ignore_missing,
+    };
+    let r = pipeline::remove(&cfg.library, &names, &opts)?;
+    for w in &r.warnings {
+        eprintln!("papermap: warning: {w}");
+    }
+    for m in &r.missing {
+        eprintln!("papermap: not found (ignored): {m}");
+    }
+    if cfg.quiet {
+        return Ok(());
+    }
+    if let Some(c) = &r.compacted {
+        eprintln!("{}", c.line());
+    }
+    for (id, title) in &r.removed {
+        eprintln!("removed {id}\t{title}");
+    }
+    eprintln!(
+        "removed {} paper(s){}{}",
+        r.removed.len(),
+        if r.index_built {
+            "; index rebuilt"
+        } else if r.not_embedded > 0 {
+            "; index left for `papermap embed` (some papers are not embedded yet)"
+        } else {
+            ""
+        },
+        if r.repeated > 0 {
+            format!("; {} name(s) repeated a paper already named", r.repeated)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }

@@ -16,6 +16,7 @@ mod ris;
 mod tagged;
 pub mod zotero;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -149,6 +150,9 @@ pub struct FileReport {
     /// With `IngestOptions::sync`: the ids of the stored papers the file's
     /// records are (so a watcher can tell which entries left the file).
     pub ids: Vec<String>,
+    /// Papers removed because the file (a Zotero database, or a watched file
+    /// with `IngestOptions::sync`) no longer holds them: their ids.
+    pub removed: Vec<String>,
 }
 
 /// Detects the format of `path` from its extension, then its content.
@@ -470,7 +474,46 @@ pub fn ingest(
         writer.commit()?;
         reports.push(report);
     }
+    if opts.sync && remove_left_entries(writer, &mut reports)? {
+        writer.commit()?;
+    }
     Ok(reports)
+}
+
+/// `add --watch`: entries that left a re-read file leave the library. A
+/// paper is removed when its stored record was read from that file (its
+/// `source`), the file was read to the end, and no file of this run holds
+/// it any more. A paper first stored from another file, which this file
+/// only merged into, keeps that file as its source and is never removed
+/// here. Zotero databases do this themselves (`ingest_zotero`).
+/// Returns whether anything was removed.
+fn remove_left_entries(writer: &mut Writer, reports: &mut [FileReport]) -> Result<bool> {
+    let held: HashSet<String> = reports.iter().flat_map(|r| r.ids.iter().cloned()).collect();
+    let mut any = false;
+    for r in reports.iter_mut() {
+        if r.error.is_some() || r.format == Format::Zotero.to_string() {
+            continue;
+        }
+        let file = r.path.display().to_string();
+        let mut gone: Vec<String> = writer
+            .ids_from_source(&file)
+            .filter(|id| !held.contains(*id))
+            .map(str::to_string)
+            .collect();
+        if gone.is_empty() {
+            continue;
+        }
+        gone.sort();
+        writer.remove_papers(&gone)?;
+        r.notes.push(format!(
+            "{file}: {} entr(y/ies) no longer in the file removed from the library: {}",
+            gone.len(),
+            gone.join(", ")
+        ));
+        r.removed = gone;
+        any = true;
+    }
+    Ok(any)
 }
 
 fn is_zotero(path: &Path, opts: &IngestOptions) -> bool {
@@ -673,31 +716,31 @@ fn ingest_zotero(
         summary.collections,
     ));
     if opts.collection.is_none() {
-        // Deletions: Zotero papers stored earlier that the database no
-        // longer holds (or holds in its trash). The library cannot remove
-        // papers yet, so they are named, and what stays is said.
-        let seen: std::collections::HashSet<&str> =
-            summary.ids.iter().map(String::as_str).collect();
+        // Deletions: papers stored from this database earlier that it no
+        // longer holds (or holds in its trash) are removed. Only papers read
+        // from this file (as the path was given) count: another Zotero
+        // database's papers in the same library stay.
+        let seen: HashSet<&str> = summary.ids.iter().map(String::as_str).collect();
         let mut gone: Vec<String> = writer
-            .ids()
+            .ids_from_source(&display)
             .filter(|id| id.starts_with("zotero:") && !seen.contains(id))
             .map(str::to_string)
             .collect();
         gone.sort();
         if !gone.is_empty() {
-            let from_zotero = writer.ids().filter(|id| id.starts_with("zotero:")).count();
-            let total = writer.len();
             let mut named = Vec::new();
             for id in &gone {
                 let title = writer.paper_by_id(id)?.map(|p| p.title).unwrap_or_default();
                 named.push(format!("{id} \"{title}\""));
             }
+            writer.remove_papers(&gone)?;
             report.notes.push(format!(
-                "{display}: {} paper(s) deleted in Zotero (or moved to its trash) are still in the papermap library, which cannot remove papers yet; they stay in `related` and `topics` results: {}. The library holds {total} paper(s), {} of them current in Zotero",
+                "{display}: removed {} paper(s) deleted in Zotero (or moved to its trash) since the last add: {}. The library holds {} paper(s)",
                 gone.len(),
                 named.join(", "),
-                from_zotero - gone.len()
+                writer.len()
             ));
+            report.removed = gone;
         }
     }
     Ok(Ok(()))

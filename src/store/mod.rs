@@ -13,6 +13,7 @@
 //! is committed.
 
 pub mod codec;
+pub mod compact;
 pub mod derived;
 pub mod lock;
 pub mod log;
@@ -44,10 +45,62 @@ fn key_hash(key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 
-/// Whether a payload is a paper record (resynchronisation rules out chance
-/// checksum matches with it).
-fn is_paper(payload: &[u8]) -> bool {
-    serde_json::from_slice::<Paper>(payload).is_ok()
+/// A record of the papers log: a paper (a later one with the same id
+/// replaces the earlier) or the removal of one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Paper(Box<Paper>),
+    /// `{"remove":"ID"}`: the paper with this id is gone from the library
+    /// from here on (a later paper record with the id brings it back).
+    Remove(String),
+}
+
+/// The payload of a removal record. It can never parse as a `Paper` (no
+/// `id`, no `title`), nor a paper as this (no `remove`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Removal {
+    remove: String,
+}
+
+const REMOVAL_PREFIX: &[u8] = b"{\"remove\":";
+
+/// Oldest reader of a library whose papers log holds removal records:
+/// version-1 readers would stop at them as damage, so the manifest says so.
+pub const REMOVAL_MIN_READER: u32 = 2;
+
+impl Record {
+    /// Parses a papers-log payload; `None` when it is neither record kind.
+    pub fn parse(payload: &[u8]) -> Option<Record> {
+        if payload.starts_with(REMOVAL_PREFIX) {
+            serde_json::from_slice::<Removal>(payload)
+                .ok()
+                .map(|r| Record::Remove(r.remove))
+        } else {
+            serde_json::from_slice::<Paper>(payload)
+                .ok()
+                .map(|p| Record::Paper(Box::new(p)))
+        }
+    }
+
+    pub fn to_payload(&self) -> Vec<u8> {
+        match self {
+            Record::Paper(p) => serde_json::to_vec(p).expect("paper serialises"),
+            Record::Remove(id) => {
+                serde_json::to_vec(&Removal { remove: id.clone() }).expect("removal serialises")
+            }
+        }
+    }
+}
+
+/// Whether a payload is a record of the papers log (resynchronisation rules
+/// out chance checksum matches with it).
+fn is_paper_record(payload: &[u8]) -> bool {
+    Record::parse(payload).is_some()
+}
+
+/// Whether a payload is a removal record.
+fn is_removal(payload: &[u8]) -> bool {
+    matches!(Record::parse(payload), Some(Record::Remove(_)))
 }
 
 /// Whether a payload is a vector record of `dim` dimensions (any size when
@@ -60,7 +113,7 @@ fn is_vector(payload: &[u8], dim: usize) -> bool {
 
 /// Readers need a library: a directory holding a manifest. A manifest
 /// missing beside its logs is damage, with the way to rebuild it.
-fn require_library(root: &Path) -> Result<()> {
+pub fn require_library(root: &Path) -> Result<()> {
     let no = |reason: &str| {
         Err(Error::NoLibrary {
             path: root.to_path_buf(),
@@ -111,6 +164,18 @@ fn add_identity(map: &mut HashMap<u64, Vec<usize>>, keys: Vec<String>, row: usiz
     }
 }
 
+/// The file part of a paper's `source`: without `:LINE` (text formats) or
+/// `#KEY` (a Zotero item).
+pub fn source_file(source: &str) -> &str {
+    if let Some((file, line)) = source.rsplit_once(':')
+        && !line.is_empty()
+        && line.bytes().all(|b| b.is_ascii_digit())
+    {
+        return file;
+    }
+    source.rsplit_once('#').map_or(source, |(file, _)| file)
+}
+
 /// Equal records, wherever they were read from (a line number that moved is
 /// no change).
 fn same_but_source(a: &Paper, b: &Paper) -> bool {
@@ -154,6 +219,9 @@ pub struct Library {
     offsets: Vec<u64>,
     /// Each paper's year (what `find_same` needs in lean mode).
     years: Vec<Option<i32>>,
+    /// Each paper's source file (its `source` without `:line` or `#KEY`),
+    /// hashed: which papers a re-read file or database still holds.
+    sources: Vec<u64>,
     /// Ingest-only mode: `papers` stays empty (ids, years, offsets and
     /// hashed identity keys are all that is held), full records are read
     /// back from the log on demand, and vectors are not loaded: memory does
@@ -176,6 +244,9 @@ pub struct Library {
     vectors_loaded: bool,
     /// `fingerprint()` computed once per state (reset when a paper changes).
     fingerprint: std::sync::OnceLock<String>,
+    /// Whether the papers log holds removal records (readers older than
+    /// `REMOVAL_MIN_READER` cannot read it).
+    has_removals: bool,
 }
 
 impl Library {
@@ -199,7 +270,32 @@ impl Library {
         Self::open_mode(root, false)
     }
 
+    /// Opens at the manifest's state. A compaction switches the papers log
+    /// and removes the old one: a reader that read the old manifest just
+    /// before finds its log gone, and reads again from the new manifest.
     fn open_mode(root: &Path, lean: bool) -> Result<Library> {
+        let mut tries = 0;
+        loop {
+            match Self::open_once(root, lean) {
+                Err(e) if tries < 3 && Self::log_switched(root, &e) => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    /// Whether `e` came from reading a papers log the manifest no longer names.
+    fn log_switched(root: &Path, e: &Error) -> bool {
+        let Error::Corrupt { path, .. } = e else {
+            return false;
+        };
+        let Ok(Some(now)) = Manifest::read(root, &root.join(MANIFEST)) else {
+            return false;
+        };
+        path.file_name()
+            .is_some_and(|f| f.to_string_lossy() != now.papers.file && !path.exists())
+    }
+
+    fn open_once(root: &Path, lean: bool) -> Result<Library> {
         let manifest = Manifest::read(root, &root.join(MANIFEST))?.unwrap_or_else(|| {
             let mut m = Manifest::new();
             m.papers.file = "papers-1.log".into();
@@ -217,6 +313,7 @@ impl Library {
             papers: Vec::new(),
             offsets: Vec::new(),
             years: Vec::new(),
+            sources: Vec::new(),
             lean,
             by_id: HashMap::new(),
             by_identity,
@@ -226,6 +323,7 @@ impl Library {
             vectors_damaged: false,
             vectors_loaded: false,
             fingerprint: std::sync::OnceLock::new(),
+            has_removals: false,
         };
         lib.load_papers()?;
         Ok(lib)
@@ -235,24 +333,92 @@ impl Library {
         let path = self.root.join(&self.manifest.papers.file);
         let root = self.root.clone();
         let committed = self.manifest.papers.bytes;
+        // Rows of removed papers are dropped once, after the scan (a removal
+        // is O(1) while reading, the compaction O(papers)).
+        let mut dead: Vec<usize> = Vec::new();
         let scan = log::scan_with(
             &path,
             PAPERS_MAGIC,
             committed,
-            &is_paper,
+            &is_paper_record,
             &mut |record, offset, payload| {
-                let paper: Paper = serde_json::from_slice(payload).map_err(|e| Error::Corrupt {
-                    path: root.clone(),
-                    reason: format!("{} record {record}: {e}", path.display()),
-                })?;
-                self.insert_paper(paper, offset);
+                match Record::parse(payload) {
+                    Some(Record::Paper(paper)) => self.insert_paper(*paper, offset),
+                    Some(Record::Remove(id)) => {
+                        self.has_removals = true;
+                        if let Some(i) = self.by_id.remove(&id) {
+                            dead.push(i);
+                        }
+                    }
+                    None => {
+                        let e = serde_json::from_slice::<Paper>(payload)
+                            .err()
+                            .map_or_else(String::new, |e| e.to_string());
+                        return Err(Error::Corrupt {
+                            path: root.clone(),
+                            reason: format!(
+                                "{} record {record}: neither a paper nor a removal ({e})",
+                                path.display()
+                            ),
+                        });
+                    }
+                }
                 Ok(())
             },
         )?;
         if let Some(d) = scan.damage.first() {
             return Err(self.papers_damage(&path, d, scan.damage.len()));
         }
+        self.drop_rows(&dead);
         Ok(())
+    }
+
+    /// Drops the rows of removed papers (already gone from `by_id`) from
+    /// every per-row table, keeping the order of the others, and renumbers
+    /// the indexes.
+    fn drop_rows(&mut self, dead: &[usize]) {
+        if dead.is_empty() {
+            return;
+        }
+        self.fingerprint = std::sync::OnceLock::new();
+        let n = self.offsets.len();
+        let mut is_dead = vec![false; n];
+        for &i in dead {
+            is_dead[i] = true;
+        }
+        let mut new_row = vec![usize::MAX; n];
+        let mut j = 0;
+        for i in 0..n {
+            if !is_dead[i] {
+                new_row[i] = j;
+                j += 1;
+            }
+        }
+        fn keep<T>(v: &mut Vec<T>, is_dead: &[bool]) {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                !is_dead[i - 1]
+            });
+        }
+        keep(&mut self.offsets, &is_dead);
+        keep(&mut self.years, &is_dead);
+        keep(&mut self.sources, &is_dead);
+        if !self.lean {
+            keep(&mut self.papers, &is_dead);
+        }
+        for row in self.by_id.values_mut() {
+            *row = new_row[*row];
+        }
+        if let Some(map) = self.by_identity.get_mut() {
+            map.retain(|_, rows| {
+                rows.retain_mut(|r| {
+                    *r = new_row[*r];
+                    *r != usize::MAX
+                });
+                !rows.is_empty()
+            });
+        }
     }
 
     fn papers_damage(&self, path: &Path, d: &Damage, count: usize) -> Error {
@@ -336,6 +502,7 @@ impl Library {
             Some(&i) => {
                 self.offsets[i] = offset;
                 self.years[i] = paper.year;
+                self.sources[i] = key_hash(source_file(&paper.source));
                 if !self.lean {
                     self.papers[i] = paper;
                 }
@@ -346,6 +513,7 @@ impl Library {
                 self.by_id.insert(paper.id.clone(), i);
                 self.offsets.push(offset);
                 self.years.push(paper.year);
+                self.sources.push(key_hash(source_file(&paper.source)));
                 if !self.lean {
                     self.papers.push(paper);
                 }
@@ -394,6 +562,16 @@ impl Library {
     /// Every paper id, in no particular order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.by_id.keys().map(String::as_str)
+    }
+
+    /// Ids of the papers whose stored record was read from `file` (as the
+    /// path was given then): `file:LINE` or `file#KEY` sources.
+    pub fn ids_from_source<'a>(&'a self, file: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let h = key_hash(file);
+        self.by_id
+            .iter()
+            .filter(move |(_, row)| self.sources[**row] == h)
+            .map(|(id, _)| id.as_str())
     }
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
@@ -520,6 +698,8 @@ pub struct Writer {
     vectors_log: Appender,
     pending_papers: u64,
     pending_vectors: u64,
+    /// The compaction this writer's open did, if any (see `compact`).
+    pub compacted: Option<compact::Compacted>,
     _lock: LockFile,
 }
 
@@ -577,6 +757,11 @@ impl Writer {
         if lib.vectors_damaged {
             compact_vectors(&mut lib)?;
         }
+        let compacted = if compact::worth_it(&lib) {
+            Some(compact::compact_papers(&mut lib)?)
+        } else {
+            None
+        };
         let papers_log = Appender::open(
             &root.join(&lib.manifest.papers.file),
             PAPERS_MAGIC,
@@ -593,6 +778,7 @@ impl Writer {
             vectors_log,
             pending_papers: 0,
             pending_vectors: 0,
+            compacted,
             _lock: lock,
         })
     }
@@ -660,6 +846,33 @@ impl Writer {
         self.add_paper(paper)
     }
 
+    /// Removes papers by id: one removal record each, visible at the next
+    /// `commit` like any write. An id that names no paper is an error and
+    /// nothing is written. The removed papers' vectors stay in the cache
+    /// (re-adding one brings it back without embedding it again); their
+    /// records are dropped by the next compaction.
+    pub fn remove_papers(&mut self, ids: &[String]) -> Result<()> {
+        if let Some(missing) = ids.iter().find(|id| !self.lib.by_id.contains_key(*id)) {
+            return Err(Error::Invalid(format!(
+                "no paper with id '{missing}' in the library; nothing was removed"
+            )));
+        }
+        let mut dead = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(i) = self.lib.by_id.get(id).copied() else {
+                continue; // named twice
+            };
+            self.papers_log
+                .append(&Record::Remove(id.clone()).to_payload())?;
+            self.pending_papers += 1;
+            self.lib.by_id.remove(id);
+            dead.push(i);
+        }
+        self.lib.has_removals = true;
+        self.lib.drop_rows(&dead);
+        Ok(())
+    }
+
     /// The stored record with this id (read back from the log in lean mode).
     pub fn paper_by_id(&mut self, id: &str) -> Result<Option<Paper>> {
         match self.lib.by_id.get(id) {
@@ -694,6 +907,7 @@ impl Writer {
 
     fn write_paper(&mut self, paper: Paper) -> Result<()> {
         let payload = serde_json::to_vec(&paper).expect("paper serialises");
+        debug_assert!(!payload.starts_with(REMOVAL_PREFIX));
         let offset = self.papers_log.end();
         self.papers_log.append(&payload)?;
         self.pending_papers += 1;
@@ -757,6 +971,9 @@ impl Writer {
         m.vectors.records += self.pending_vectors;
         m.generation += 1;
         m.version = manifest::FORMAT_VERSION;
+        if self.lib.has_removals {
+            m.min_reader_version = m.min_reader_version.max(REMOVAL_MIN_READER);
+        }
         m.writer = format!("papermap {}", env!("CARGO_PKG_VERSION"));
         m.write(&self.lib.root.join(MANIFEST))?;
         self.papers_log.mark_committed(m.papers.bytes);

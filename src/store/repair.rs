@@ -23,8 +23,8 @@ use std::time::Duration;
 use super::log::{self, Appender, Scan};
 use super::manifest::{self, Read};
 use super::{
-    LockFile, LogState, MANIFEST, Manifest, ModelStamp, PAPERS_MAGIC, VECTORS_MAGIC, VecKey,
-    is_paper, is_vector, next_log_name, vec_key,
+    LockFile, LogState, MANIFEST, Manifest, ModelStamp, PAPERS_MAGIC, Record, VECTORS_MAGIC,
+    VecKey, is_paper_record, is_removal, is_vector, next_log_name, vec_key,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::paper::Paper;
@@ -59,6 +59,9 @@ pub struct LostRange {
     /// Paper ids still legible in the damaged bytes (papers log only), each
     /// with whether another intact record of that id was kept.
     pub ids: Vec<(String, bool)>,
+    /// Ids of removal records legible in the damaged bytes: those papers
+    /// may be back in the library (when no later removal of them was kept).
+    pub removals: Vec<String>,
 }
 
 /// What `repair` found and did.
@@ -80,6 +83,8 @@ pub struct RepairReport {
     pub cut_tails: Vec<(String, u64)>,
     /// Damaged originals kept for the user (renamed).
     pub kept_originals: Vec<PathBuf>,
+    /// Dead records (replaced, removed) dropped from the papers log.
+    pub compacted: Option<super::compact::Compacted>,
 }
 
 impl RepairReport {
@@ -89,6 +94,7 @@ impl RepairReport {
             && self.vectors_rewritten.is_none()
             && self.removed_temp_files.is_empty()
             && self.cut_tails.is_empty()
+            && self.compacted.is_none()
     }
 
     /// Lost paper records (ranges of the papers log).
@@ -117,7 +123,7 @@ impl RepairReport {
                     "  {} bytes {}..{} (from record {}): {}",
                     l.file, l.offset, l.end, l.record, l.reason
                 ));
-                if l.ids.is_empty() {
+                if l.ids.is_empty() && l.removals.is_empty() {
                     out.push("    no paper id is legible in these bytes".into());
                 } else {
                     out.push("    ids as they read in the damaged bytes:".into());
@@ -130,6 +136,11 @@ impl RepairReport {
                         } else {
                             ""
                         }
+                    ));
+                }
+                for id in &l.removals {
+                    out.push(format!(
+                        "    lost the removal of paper {id:?}: if it is listed again, `papermap remove {id}` removes it again"
                     ));
                 }
             }
@@ -158,6 +169,9 @@ impl RepairReport {
             out.push(format!(
                 "cut {n} byte(s) an interrupted write left past the last commit of {file}"
             ));
+        }
+        if let Some(c) = &self.compacted {
+            out.push(c.line());
         }
         if !self.removed_temp_files.is_empty() {
             out.push(format!(
@@ -275,6 +289,11 @@ pub fn repair(root: &Path, opts: &RepairOptions) -> Result<RepairReport> {
                 .push((state.file.clone(), meta.len() - keep));
         }
     }
+    // Reclaim dead records (the lock is held; everything is committed).
+    let mut lib = super::Library::open_mode(root, true)?;
+    if super::compact::dead_records(&lib) > 0 {
+        report.compacted = Some(super::compact::compact_papers(&mut lib)?);
+    }
     Ok(report)
 }
 
@@ -292,22 +311,35 @@ fn keep_original(root: &Path, name: &str) -> Result<PathBuf> {
     Ok(to)
 }
 
-/// The papers read from a scan (payloads that are not papers are skipped).
+/// The papers read from a scan (removal records and payloads that are not
+/// records are skipped).
 fn papers_of(scan: &Scan) -> Vec<Paper> {
     scan.payloads
         .iter()
-        .filter_map(|(_, p)| serde_json::from_slice(p).ok())
+        .filter_map(|(_, p)| match Record::parse(p) {
+            Some(Record::Paper(paper)) => Some(*paper),
+            _ => None,
+        })
         .collect()
 }
 
 /// Paper ids legible in damaged bytes: each record starts `{"id":"`, and
 /// inside a JSON string a quote is escaped, so `"id":"` is always the key.
 fn ids_in(bytes: &[u8]) -> Vec<String> {
-    const KEY: &[u8] = b"\"id\":\"";
+    strings_after(bytes, b"\"id\":\"")
+}
+
+/// Ids of removal records (`{"remove":"ID"}`) legible in damaged bytes.
+fn removals_in(bytes: &[u8]) -> Vec<String> {
+    strings_after(bytes, b"{\"remove\":\"")
+}
+
+/// The JSON strings that follow each occurrence of `key` in `bytes`.
+fn strings_after(bytes: &[u8], key: &[u8]) -> Vec<String> {
     let mut ids = Vec::new();
     let mut i = 0;
-    while let Some(at) = bytes[i..].windows(KEY.len()).position(|w| w == KEY) {
-        let start = i + at + KEY.len();
+    while let Some(at) = bytes[i..].windows(key.len()).position(|w| w == key) {
+        let start = i + at + key.len();
         let mut end = start;
         while end < bytes.len() && bytes[end] != b'"' {
             end += if bytes[end] == b'\\' { 2 } else { 1 };
@@ -378,12 +410,10 @@ fn rebuild_manifest(
         manifest::FORMAT_VERSION
     ));
 
-    let (pname, pscan) =
-        pick_log(root, "papers", PAPERS_MAGIC, &is_paper, notes)?.ok_or_else(|| {
-            Error::NoLibrary {
-                path: root.to_path_buf(),
-                reason: "no papers log to rebuild the manifest from".into(),
-            }
+    let (pname, pscan) = pick_log(root, "papers", PAPERS_MAGIC, &is_paper_record, notes)?
+        .ok_or_else(|| Error::NoLibrary {
+            path: root.to_path_buf(),
+            reason: "no papers log to rebuild the manifest from".into(),
         })?;
     let plen = fs::metadata(root.join(&pname)).at(root.join(&pname))?.len();
     m.papers = LogState {
@@ -395,6 +425,13 @@ fn rebuild_manifest(
         "papers: {pname}, {} record(s), committed length {} bytes (the end of its last intact record)",
         pscan.records, pscan.valid_end
     ));
+    if pscan.payloads.iter().any(|(_, p)| is_removal(p)) {
+        m.min_reader_version = super::REMOVAL_MIN_READER;
+        notes.push(format!(
+            "papers: the log holds removal records, so papermap format {} or later is needed to read it",
+            super::REMOVAL_MIN_READER
+        ));
+    }
     if plen > pscan.valid_end {
         notes.push(format!(
             "  {} byte(s) after that in {pname} are not a complete record (an unfinished write) and are ignored",
@@ -552,11 +589,11 @@ fn rewrite_log(
 fn repair_papers(root: &Path, m: &mut Manifest, report: &mut RepairReport) -> Result<()> {
     let name = m.papers.file.clone();
     let path = root.join(&name);
-    let scan = log::scan(&path, PAPERS_MAGIC, m.papers.bytes, &is_paper)?;
+    let scan = log::scan(&path, PAPERS_MAGIC, m.papers.bytes, &is_paper_record)?;
     let bad_json: Vec<u64> = scan
         .payloads
         .iter()
-        .filter(|(_, p)| !is_paper(p))
+        .filter(|(_, p)| !is_paper_record(p))
         .map(|(r, _)| *r)
         .collect();
     if scan.damage.is_empty() && bad_json.is_empty() {
@@ -592,6 +629,7 @@ fn repair_papers(root: &Path, m: &mut Manifest, report: &mut RepairReport) -> Re
                     (id, kept)
                 })
                 .collect(),
+            removals: removals_in(range),
         });
     }
     for r in bad_json {
@@ -600,14 +638,22 @@ fn repair_papers(root: &Path, m: &mut Manifest, report: &mut RepairReport) -> Re
             record: r,
             offset: 0,
             end: 0,
-            reason: "checksum intact but not a paper record".into(),
+            reason: "checksum intact but neither a paper nor a removal record".into(),
             ids: Vec::new(),
+            removals: Vec::new(),
         });
     }
     let next = next_log_name("papers", &name);
-    let kept = rewrite_log(root, m, &next, PAPERS_MAGIC, &scan, is_paper, |m, s| {
-        m.papers = s
-    })?;
+    // Removal records are kept: dropping one would bring its paper back.
+    let kept = rewrite_log(
+        root,
+        m,
+        &next,
+        PAPERS_MAGIC,
+        &scan,
+        is_paper_record,
+        |m, s| m.papers = s,
+    )?;
     report.papers_rewritten = Some((next, kept));
     report.kept_originals.push(keep_original(root, &name)?);
     Ok(())
@@ -642,6 +688,7 @@ fn repair_vectors(root: &Path, m: &mut Manifest, report: &mut RepairReport) -> R
                 end: d.end,
                 reason: d.reason.clone(),
                 ids: Vec::new(),
+                removals: Vec::new(),
             });
         }
     }
