@@ -38,11 +38,13 @@ fn papermap(lib: &Path, args: &[&str]) -> Output {
     o
 }
 
-/// A BibTeX file whose fields try to inject HTML and a script URL.
+/// A BibTeX file whose fields try to inject HTML (as entities: ingest
+/// strips literal tags, decodes entities, so these reach the store as
+/// `<script>` text) and a script URL.
 const HOSTILE_BIB: &str = r#"@article{evil2021,
-  title = {Attention <script>alert(1)</script> and KV cache quantization},
+  title = {Attention &lt;script&gt;alert(1)&lt;/script&gt; and KV cache quantization},
   author = {Mallory, Eve and Doe, Jane},
-  abstract = {We quantize the key value cache of large language models <img src=x onerror=alert(2)> with mixed precision and importance aware eviction.},
+  abstract = {We quantize the key value cache of large language models &lt;img src=x onerror=alert(2)&gt; with mixed precision and importance aware eviction.},
   year = {2021},
   url = {javascript:alert(3)},
 }

@@ -602,17 +602,34 @@ impl<'a> Engine<'a> {
                 .iter()
                 .copied()
                 .enumerate()
-                .filter(|(d, x)| *x > 0.0 && keep(*d))
+                .filter(|(_, x)| *x > 0.0)
                 .collect();
-            // Top `pool` by selection, not a sort of every matching paper.
+            // The top `pool` papers the filters keep, by selection: the
+            // filters run on the best `want` scores only (not on every
+            // matching paper: at 100k papers that was most of a query's
+            // time), widening until `pool` survive. Exact: if `pool` of the
+            // best `want` survive, no paper below them can enter the top.
             let order =
                 |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-            if v.len() > pool {
-                v.select_nth_unstable_by(pool, order);
-                v.truncate(pool);
-            }
-            v.sort_unstable_by(order);
-            lexical.extend(v);
+            let mut want = 2 * pool + exclude.len();
+            let mut top = loop {
+                let take = want.min(v.len());
+                if take < v.len() {
+                    v.select_nth_unstable_by(take, order);
+                }
+                let kept: Vec<(usize, f32)> = v[..take]
+                    .iter()
+                    .copied()
+                    .filter(|&(d, _)| keep(d))
+                    .collect();
+                if kept.len() >= pool || take == v.len() {
+                    break kept;
+                }
+                want *= 4;
+            };
+            top.sort_unstable_by(order);
+            top.truncate(pool);
+            lexical.extend(top);
             lexical_all = acc;
         }
         let mut rows: Vec<usize> = dense.keys().chain(lexical.keys()).copied().collect();

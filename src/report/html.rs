@@ -30,7 +30,13 @@ pub fn escape(s: &str) -> String {
 
 fn escape_script(json: &str) -> String {
     // JSON inside <script>: stop "</script>" and HTML comments from ending it.
-    json.replace("</", "<\\/").replace("<!--", "<\\!--")
+    // Every `<`, `>` and `&` of the data as a JSON escape: inside JSON they
+    // can only occur in strings, where `\u003c` means the same to the
+    // script, and no tag, comment or entity of the data reaches the HTML
+    // parser at all.
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 /// At most `n` characters, cut at a word boundary, with an ellipsis.
@@ -118,6 +124,12 @@ mod tests {
         let j = escape_script(r#"{"title":"</script><script>alert(1)</script><!--"}"#);
         assert!(!j.contains("</script"), "{j}");
         assert!(!j.contains("<!--"), "{j}");
+        assert!(
+            !j.contains('<') && !j.contains('>') && !j.contains('&'),
+            "{j}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(back["title"], "</script><script>alert(1)</script><!--");
         assert_eq!(clip("one two three", 8), "one two…");
         assert_eq!(clip("short", 8), "short");
     }
