@@ -70,6 +70,8 @@ pub enum Command {
     /// Measure papermap against your own ground truth.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Score papers not in the library (e.g. today's arXiv) against it.
+    Match(MatchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,4 +278,69 @@ pub struct CheckArgs {
     /// Keep every intact paper of a damaged library and list the lost ones.
     #[arg(long)]
     pub repair: bool,
+}
+
+/// `papermap match FILE...`: what is new for this library.
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// Files of incoming papers, in any format `add` reads (e.g. the arXiv
+    /// API as JSON lines, an OAI snapshot, a journal alert as RIS).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Force the input format: bibtex, ris, csv, tsv, json, listing, zotero.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// CSV/TSV columns, e.g. "title=Article Title,abstract=Summary".
+    #[arg(long)]
+    pub columns: Option<String>,
+    /// Stop at the first bad record of a file.
+    #[arg(long)]
+    pub strict: bool,
+    /// Papers listed (best first).
+    #[arg(long, default_value_t = 50)]
+    pub top: usize,
+    /// Only papers scoring at least this.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Closest library papers averaged into the score (1: the best match).
+    #[arg(long, default_value_t = papermap::triage::DEFAULT_NEIGHBOURS)]
+    pub neighbours: usize,
+    /// hybrid, dense or lexical (TF-IDF cosine).
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
+    /// Weight of the embedding score in hybrid mode (0..1).
+    #[arg(long, default_value_t = papermap::query::DEFAULT_WEIGHT)]
+    pub weight: f32,
+    /// Match only against these library papers (id, DOI, arXiv id, title).
+    #[arg(long, value_name = "PAPER", num_args = 1..)]
+    pub like: Vec<String>,
+    /// Papers close to these library papers score lower.
+    #[arg(long = "not", value_name = "PAPER", num_args = 1..)]
+    pub not: Vec<String>,
+    /// Match only against library papers in this Zotero collection (and below).
+    #[arg(long, value_name = "PATH")]
+    pub collection: Option<String>,
+    /// A word or phrase every listed paper must contain (repeatable).
+    #[arg(long, value_name = "WORDS")]
+    pub require: Vec<String>,
+    /// Leave out papers containing this word or phrase (repeatable).
+    #[arg(long, value_name = "WORDS")]
+    pub exclude_terms: Vec<String>,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print Markdown.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Also write the digest as one self-contained HTML file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Add the listed papers to the library (needs --threshold).
+    #[arg(long, requires = "threshold")]
+    pub add: bool,
+    /// Threads scoring papers (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub embed: EmbedOpts,
 }
