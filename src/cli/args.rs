@@ -338,9 +338,7 @@ pub struct MatchArgs {
     /// Add the listed papers to the library (needs --threshold).
     #[arg(long, requires = "threshold")]
     pub add: bool,
-    /// Threads scoring papers (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Model threads (`--threads`) also bound the threads scoring papers.
     #[command(flatten)]
     pub embed: EmbedOpts,
 }

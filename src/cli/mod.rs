@@ -855,7 +855,7 @@ fn match_command(cfg: &Config, a: &args::MatchArgs) -> Result<()> {
         collection: a.collection.clone(),
         require: a.require.clone(),
         exclude_terms: a.exclude_terms.clone(),
-        threads: a.threads.unwrap_or(defaults.threads),
+        threads: a.embed.threads.unwrap_or(defaults.threads).clamp(1, 256),
         ..defaults
     };
     opts.check()?;

@@ -808,7 +808,8 @@ impl StoredTopics {
             .iter()
             .map(|t| t.map_or(ids.len(), |id| slot[&id]))
             .collect();
-        let kw = crate::label::keywords(lib.papers(), &labels, ids.len() + 1, 3);
+        let groups = ids.len() + usize::from(unassigned > 0);
+        let kw = crate::label::keywords(lib.papers(), &labels, groups, 10);
         let names = ids
             .iter()
             .enumerate()
