@@ -599,12 +599,17 @@ impl<'a> Engine<'a> {
             .zip(&set.tfidf)
             .filter(|(r, _)| !opts.exclude.contains(r))
             .map(|(&row, doc)| {
-                let d = if qvec.is_empty() || !self.embedded(row) {
+                // Each side only where the mode uses it, as `rank` reports them.
+                let d = if qvec.is_empty() || !self.embedded(row) || opts.mode == Mode::Lexical {
                     0.0
                 } else {
                     dot(self.searcher.matrix.row(row), qvec)
                 };
-                let l = sparse_dot(&q, doc);
+                let l = if opts.mode == Mode::Dense {
+                    0.0
+                } else {
+                    sparse_dot(&q, doc)
+                };
                 let score = match opts.mode {
                     Mode::Dense => d,
                     // BM25 scores need the whole index; the set is scored by
@@ -1004,6 +1009,48 @@ mod tests {
             e.contains("did you mean") && e.contains("  a  ") && e.contains("  b  "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn scoring_a_set_exactly_agrees_with_the_index_path() {
+        // `related_among` (a part of the library, paper by paper) and
+        // `related_to` (through the indexes) must give the same scores.
+        let (_d, lib) = library();
+        let s = Searcher::open(&lib, &SearchOptions::default()).unwrap();
+        let engine = Engine::new(&lib, s).unwrap();
+        let p = Paper {
+            title: "Message passing for molecules".into(),
+            abs: "Graph networks predict molecular properties of images.".into(),
+            ..Default::default()
+        };
+        let v = HashEmbedder::new(256)
+            .embed(&[&p.embed_text()])
+            .unwrap()
+            .remove(0);
+        let terms = paper_terms(&p);
+        let all = engine.row_set(&(0..lib.len()).collect::<Vec<_>>());
+        for mode in [Mode::Dense, Mode::Lexical, Mode::Hybrid] {
+            let opts = RelatedOptions {
+                k: 5,
+                mode,
+                ..Default::default()
+            };
+            let a = engine.related_to(&v, &terms, &opts).unwrap();
+            let b = engine.related_among(&v, &terms, &all, &opts);
+            assert_eq!(a.len(), b.len(), "{mode:?}: {a:?} vs {b:?}");
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x.score - y.score).abs() < 1e-5, "{mode:?}: {a:?} vs {b:?}");
+                assert!((x.lexical - y.lexical).abs() < 1e-5, "{mode:?}");
+                assert!((x.dense - y.dense).abs() < 1e-5, "{mode:?}");
+            }
+            assert_eq!(a[0].row, b[0].row);
+        }
+        // Time filters need a library paper to measure from.
+        let prior = RelatedOptions {
+            direction: Direction::Prior,
+            ..Default::default()
+        };
+        assert!(engine.related_to(&v, &terms, &prior).is_err());
     }
 
     #[test]
