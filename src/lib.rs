@@ -22,6 +22,8 @@
 //! - [`query`] answers "related papers" for a paper, a text or a set, in
 //!   either direction of time; [`eval`] measures it (and topics) against a
 //!   user's own ground truth.
+//! - [`triage`] scores papers not in the library (`papermap match`) against
+//!   it: relevance, closest library papers with shared terms, topic joined.
 
 pub mod app;
 pub mod cluster;
@@ -39,5 +41,6 @@ pub mod report;
 pub mod serve;
 pub mod store;
 pub mod text;
+pub mod triage;
 
 pub use error::{Error, Result};

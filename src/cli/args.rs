@@ -76,6 +76,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// One paper: its fields, links, related papers, earlier and later work.
     Show(ShowArgs),
+    /// Score papers not in the library (e.g. today's arXiv) against it.
+    Match(MatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -394,4 +396,67 @@ pub struct RemoveArgs {
     /// (without it, one unknown name removes nothing).
     #[arg(long)]
     pub ignore_missing: bool,
+}
+
+/// `papermap match FILE...`: what is new for this library.
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// Files of incoming papers, in any format `add` reads (e.g. the arXiv
+    /// API as JSON lines, an OAI snapshot, a journal alert as RIS).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Force the input format: bibtex, ris, csv, tsv, json, listing, zotero.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// CSV/TSV columns, e.g. "title=Article Title,abstract=Summary".
+    #[arg(long)]
+    pub columns: Option<String>,
+    /// Stop at the first bad record of a file.
+    #[arg(long)]
+    pub strict: bool,
+    /// Papers listed (best first).
+    #[arg(long, default_value_t = 50)]
+    pub top: usize,
+    /// Only papers scoring at least this.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Closest library papers averaged into the score (1: the best match).
+    #[arg(long, default_value_t = papermap::triage::DEFAULT_NEIGHBOURS)]
+    pub neighbours: usize,
+    /// How similarity is scored (as `related --mode`).
+    #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+    pub mode: ModeArg,
+    /// Weight of the embedding score in hybrid mode (0..1).
+    #[arg(long, default_value_t = papermap::query::DEFAULT_WEIGHT)]
+    pub weight: f32,
+    /// Match only against these library papers (id, DOI, arXiv id, title).
+    #[arg(long, value_name = "PAPER", num_args = 1..)]
+    pub like: Vec<String>,
+    /// Papers close to these library papers score lower.
+    #[arg(long = "not", value_name = "PAPER", num_args = 1..)]
+    pub not: Vec<String>,
+    /// Match only against library papers in this Zotero collection (and below).
+    #[arg(long, value_name = "PATH")]
+    pub collection: Option<String>,
+    /// A word or phrase every listed paper must contain (repeatable).
+    #[arg(long, value_name = "WORDS")]
+    pub require: Vec<String>,
+    /// Leave out papers containing this word or phrase (repeatable).
+    #[arg(long, value_name = "WORDS")]
+    pub exclude_terms: Vec<String>,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print Markdown.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Also write the digest as one self-contained HTML file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Add the listed papers to the library (needs --threshold).
+    #[arg(long, requires = "threshold")]
+    pub add: bool,
+    /// Model threads (`--threads`) also bound the threads scoring papers.
+    #[command(flatten)]
+    pub embed: EmbedOpts,
 }

@@ -159,6 +159,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(e) => eval(&cfg, &e),
         Command::Serve(s) => serve(&cfg, &s),
         Command::Show(s) => show(&cfg, &s),
+        Command::Match(m) => match_command(&cfg, &m),
     }
 }
 
@@ -911,6 +912,191 @@ fn show(cfg: &Config, a: &ShowArgs) -> Result<()> {
                     ));
                 }
             }
+        }
+    }
+    out(s.trim_end())
+}
+
+/// `papermap match`: read the incoming files, score them against the
+/// library (`papermap::triage`), render, and with `--add` store the listed
+/// papers.
+fn match_command(cfg: &Config, a: &args::MatchArgs) -> Result<()> {
+    use papermap::triage::{self, MatchOptions};
+    let defaults = MatchOptions::default();
+    let opts = MatchOptions {
+        top: a.top,
+        threshold: a.threshold,
+        neighbours: a.neighbours,
+        mode: a.mode.into(),
+        weight: a.weight,
+        like: a.like.clone(),
+        not: a.not.clone(),
+        collection: a.collection.clone(),
+        require: a.require.clone(),
+        exclude_terms: a.exclude_terms.clone(),
+        threads: a.embed.threads.unwrap_or(defaults.threads).clamp(1, 256),
+        ..defaults
+    };
+    opts.check()?;
+    let embed = embed_options(&a.embed, cfg.quiet)?;
+    for f in &a.files {
+        if !f.exists() {
+            bail!("{}: no such file", f.display());
+        }
+    }
+    let ingest = IngestOptions {
+        format: a.format.as_deref().map(str::parse).transpose()?,
+        strict: a.strict,
+        columns: a
+            .columns
+            .as_deref()
+            .map(str::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    let src = open_for_queries(cfg, HnswParams::default().ef_search)?;
+    let incoming = triage::read_incoming(&a.files, &ingest)?;
+    for f in &incoming.files {
+        for n in &f.notes {
+            eprintln!("papermap: {n}");
+        }
+        for w in f.warnings.iter().take(20) {
+            eprintln!("papermap: warning: {w}");
+        }
+        if f.warnings.len() > 20 {
+            eprintln!(
+                "papermap: warning: ... and {} more in {}",
+                f.warnings.len() - 20,
+                f.path.display()
+            );
+        }
+    }
+    if incoming.papers.is_empty() {
+        bail!(
+            "no paper could be read from {}",
+            a.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let engine = Engine::with_unembedded(&src.lib, src.searcher, &src.missing)?;
+    let mut make = embedder_factory(cfg, &a.embed);
+    let report = triage::match_papers(&engine, &incoming.papers, &opts, &mut make)?;
+    for n in &report.notes {
+        eprintln!("papermap: {n}");
+    }
+    if let Some(path) = &a.html {
+        std::fs::write(path, triage::render::html(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if a.json {
+        out(&serde_json::to_string_pretty(&report)?)?;
+    } else if a.markdown {
+        out(triage::render::markdown(&report).trim_end())?;
+    } else {
+        print_match(&report)?;
+    }
+    if !cfg.quiet {
+        let c = &report.counts;
+        eprintln!(
+            "matched {} paper(s) against {} library paper(s) in {:.1}s ({} embedded in {:.1}s, {} from the match cache)",
+            c.scored, c.reference, c.total_seconds, c.embedded, c.embed_seconds, c.cached
+        );
+        if let Some(path) = &a.html {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if a.add {
+        drop(engine);
+        let add = AddOptions {
+            embed,
+            write: cfg.write.clone(),
+            search: cfg.search.clone(),
+            ..Default::default()
+        };
+        let r = triage::add_matches(&cfg.library, &report.results, &add, &mut make)?;
+        if !cfg.quiet {
+            let f = r.files.first();
+            eprintln!(
+                "added {} paper(s) to the library ({} duplicate); embedded {}; index {}",
+                f.map_or(0, |f| f.new),
+                f.map_or(0, |f| f.duplicate),
+                r.embed.embedded,
+                if r.index_built {
+                    "rebuilt"
+                } else {
+                    "up to date"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_match(r: &papermap::triage::MatchReport) -> Result<()> {
+    let c = &r.counts;
+    let mut s = format!(
+        "{} incoming: {} scored, {} in the library, {} filtered out, {} below threshold; against {} of {} library papers\ntopics: {}\n\n {:>3}  {:>5}  {:>5}  {:<7}  {:<20}  title\n",
+        c.incoming,
+        c.scored,
+        c.in_library,
+        c.filtered,
+        c.below_threshold,
+        c.reference,
+        c.library,
+        r.topics,
+        "#",
+        "score",
+        "best",
+        "date",
+        "id",
+    );
+    for m in &r.results {
+        s.push_str(&format!(
+            " {:>3}  {:>5.3}  {:>5.3}  {:<7}  {:<20}  {}\n",
+            m.rank,
+            m.score,
+            m.best,
+            m.paper.date.as_deref().unwrap_or("undated"),
+            clip(&m.paper.id, 20),
+            clip(&m.paper.title, 80)
+        ));
+        if !m.why.is_empty() {
+            s.push_str(&format!("{:>48}why: {}\n", "", m.why.join(", ")));
+        }
+        if let Some(t) = &m.topic {
+            s.push_str(&format!(
+                "{:>48}topic {}: {} ({:.0}%)\n",
+                "",
+                t.id,
+                t.name,
+                t.share * 100.0
+            ));
+        }
+        for cl in &m.closest {
+            s.push_str(&format!(
+                "{:>48}~ {:.3}  {}  {}\n",
+                "",
+                cl.score,
+                clip(&cl.id, 20),
+                clip(&cl.title, 60)
+            ));
+        }
+    }
+    if r.results.is_empty() {
+        s.push_str(" (no incoming paper passed the filters and the threshold)\n");
+    }
+    if !r.in_library.is_empty() {
+        s.push_str("\nalready in the library:\n");
+        for p in &r.in_library {
+            s.push_str(&format!(
+                "  {}  (library: {})\n",
+                clip(&p.paper.title, 80),
+                p.library_id
+            ));
         }
     }
     out(s.trim_end())

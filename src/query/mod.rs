@@ -549,8 +549,121 @@ impl<'a> Engine<'a> {
                 (v, pos, neg)
             }
         };
-        let papers = self.lib.papers();
         let reference = self.reference_date(q, opts.direction)?;
+        // The time leans apply to a single dated query paper.
+        let lean_from = match q {
+            Resolved::Paper { row, .. } => self.lib.papers()[*row].first_published(),
+            _ => None,
+        };
+        Ok(self.rank(
+            &qvec, &qterms, &neg_terms, &exclude, reference, lean_from, opts,
+        ))
+    }
+
+    /// Library papers related to a text that is not in the library, given
+    /// its vector (empty: no dense side) and its lexical terms (for a paper,
+    /// [`paper_terms`], so it is compared with library papers as they are
+    /// indexed): what `papermap match` scores each incoming paper with, the
+    /// same fused score as [`Engine::related`]. Time filters need a library
+    /// paper to measure from, so `opts.direction` must be `Any`.
+    pub fn related_to(
+        &self,
+        qvec: &[f32],
+        qterms: &[String],
+        opts: &RelatedOptions,
+    ) -> Result<Vec<Related>> {
+        if opts.direction != Direction::Any {
+            return Err(Error::Query(
+                "--prior and --later need a library paper to measure time from".into(),
+            ));
+        }
+        let any_vectors = self.not_embedded < self.lib.len();
+        let qvec: &[f32] = if any_vectors { qvec } else { &[] };
+        Ok(self.rank(qvec, qterms, &[], &opts.exclude, None, None, opts))
+    }
+
+    /// The unit TF-IDF vectors of some library papers, computed once so
+    /// that many queries can be scored against just these papers
+    /// ([`Engine::related_among`]).
+    pub fn row_set(&self, rows: &[usize]) -> RowSet {
+        RowSet {
+            rows: rows.to_vec(),
+            tfidf: rows
+                .iter()
+                .map(|&r| self.bm25.tfidf_vector(&self.terms(r)))
+                .collect(),
+        }
+    }
+
+    /// The best `opts.k` papers of `set` for a query vector and terms, each
+    /// scored exactly (every paper of the set, no candidate search) with the
+    /// same scores as [`Engine::related_to`]: for a small part of the library
+    /// (a reading list, a collection).
+    pub fn related_among(
+        &self,
+        qvec: &[f32],
+        qterms: &[String],
+        set: &RowSet,
+        opts: &RelatedOptions,
+    ) -> Vec<Related> {
+        let q = self.bm25.tfidf_vector(qterms);
+        let mut out: Vec<Related> = set
+            .rows
+            .iter()
+            .zip(&set.tfidf)
+            .filter(|(r, _)| !opts.exclude.contains(r))
+            .map(|(&row, doc)| {
+                // Each side only where the mode uses it, as `rank` reports them.
+                let d = if qvec.is_empty() || !self.embedded(row) || opts.mode == Mode::Lexical {
+                    0.0
+                } else {
+                    dot(self.searcher.matrix.row(row), qvec)
+                };
+                let l = if opts.mode == Mode::Dense {
+                    0.0
+                } else {
+                    sparse_dot(&q, doc)
+                };
+                let score = match opts.mode {
+                    Mode::Dense => d,
+                    // BM25 scores need the whole index; the set is scored by
+                    // TF-IDF cosine on the lexical side.
+                    Mode::Lexical | Mode::Bm25 => l,
+                    Mode::Hybrid => fuse(d, l, opts.weight),
+                };
+                Related {
+                    row,
+                    score,
+                    dense: d,
+                    lexical: l,
+                    why: Vec::new(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+        out.truncate(opts.k);
+        for r in &mut out {
+            r.why = why_related(&self.bm25, qterms, &self.terms(r.row), 4);
+        }
+        out
+    }
+
+    /// The ranking every query shares: candidates from the dense and the
+    /// lexical top lists, both scores for each, fused, time leans, "why".
+    #[allow(clippy::too_many_arguments)]
+    fn rank(
+        &self,
+        qvec: &[f32],
+        qterms: &[String],
+        neg_terms: &[String],
+        exclude: &HashSet<usize>,
+        reference: Option<PubDate>,
+        lean_from: Option<PubDate>,
+        opts: &RelatedOptions,
+    ) -> Vec<Related> {
+        let any_vectors = self.not_embedded < self.lib.len();
+        let needs_vector = matches!(opts.mode, Mode::Dense | Mode::Hybrid) && any_vectors;
+        let papers = self.lib.papers();
         let keep = |r: usize| {
             if exclude.contains(&r) {
                 return false;
@@ -576,7 +689,7 @@ impl<'a> Engine<'a> {
         let mut dense: HashMap<usize, f32> = HashMap::new();
         if needs_vector && !qvec.is_empty() {
             let keep_dense = |r: usize| self.embedded(r) && keep(r);
-            for h in self.searcher.search(&qvec, pool, &keep_dense) {
+            for h in self.searcher.search(qvec, pool, &keep_dense) {
                 dense.insert(h.row, h.score);
             }
         }
@@ -586,15 +699,15 @@ impl<'a> Engine<'a> {
         if opts.mode != Mode::Dense {
             let mut acc = vec![0f32; self.bm25.docs()];
             if opts.mode == Mode::Bm25 {
-                self.bm25.accumulate(&qterms, 1.0, &mut acc);
+                self.bm25.accumulate(qterms, 1.0, &mut acc);
                 if !neg_terms.is_empty() {
-                    self.bm25.accumulate(&neg_terms, -0.5, &mut acc);
+                    self.bm25.accumulate(neg_terms, -0.5, &mut acc);
                 }
             } else {
                 self.bm25
-                    .accumulate_cosine(&self.bm25.tfidf_vector(&qterms), 1.0, &mut acc);
+                    .accumulate_cosine(&self.bm25.tfidf_vector(qterms), 1.0, &mut acc);
                 if !neg_terms.is_empty() {
-                    let neg = self.bm25.tfidf_vector(&neg_terms);
+                    let neg = self.bm25.tfidf_vector(neg_terms);
                     self.bm25.accumulate_cosine(&neg, -0.5, &mut acc);
                 }
             }
@@ -643,7 +756,7 @@ impl<'a> Engine<'a> {
                     if qvec.is_empty() {
                         0.0
                     } else {
-                        dot(self.searcher.matrix.row(r), &qvec)
+                        dot(self.searcher.matrix.row(r), qvec)
                     }
                 });
                 if let Some(&l) = lexical_all.get(r) {
@@ -651,11 +764,6 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        // The time leans apply to a single dated query paper.
-        let lean_from = match q {
-            Resolved::Paper { row, .. } => papers[*row].first_published(),
-            _ => None,
-        };
         let mut out: Vec<Related> = rows
             .into_iter()
             .map(|row| {
@@ -684,10 +792,41 @@ impl<'a> Engine<'a> {
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
         out.truncate(opts.k);
         for r in &mut out {
-            r.why = why_related(&self.bm25, &qterms, &self.terms(r.row), 4);
+            r.why = why_related(&self.bm25, qterms, &self.terms(r.row), 4);
         }
-        Ok(out)
+        out
     }
+}
+
+/// Library papers with their TF-IDF vectors, for [`Engine::related_among`].
+#[derive(Debug, Clone, Default)]
+pub struct RowSet {
+    rows: Vec<usize>,
+    tfidf: Vec<Vec<(u32, f32)>>,
+}
+
+impl RowSet {
+    pub fn rows(&self) -> &[usize] {
+        &self.rows
+    }
+}
+
+/// Dot product of two sparse vectors sorted by index: the TF-IDF cosine of
+/// two unit vectors from [`Bm25::tfidf_vector`].
+fn sparse_dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
+    let (mut i, mut j, mut s) = (0, 0, 0f32);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                s += a[i].1 * b[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    s
 }
 
 /// The time part of a hybrid score for a candidate published at `c`, for
@@ -895,6 +1034,48 @@ mod tests {
             e.contains("did you mean") && e.contains("  a  ") && e.contains("  b  "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn scoring_a_set_exactly_agrees_with_the_index_path() {
+        // `related_among` (a part of the library, paper by paper) and
+        // `related_to` (through the indexes) must give the same scores.
+        let (_d, lib) = library();
+        let s = Searcher::open(&lib, &SearchOptions::default()).unwrap();
+        let engine = Engine::new(&lib, s).unwrap();
+        let p = Paper {
+            title: "Message passing for molecules".into(),
+            abs: "Graph networks predict molecular properties of images.".into(),
+            ..Default::default()
+        };
+        let v = HashEmbedder::new(256)
+            .embed(&[&p.embed_text()])
+            .unwrap()
+            .remove(0);
+        let terms = paper_terms(&p);
+        let all = engine.row_set(&(0..lib.len()).collect::<Vec<_>>());
+        for mode in [Mode::Dense, Mode::Lexical, Mode::Hybrid] {
+            let opts = RelatedOptions {
+                k: 5,
+                mode,
+                ..Default::default()
+            };
+            let a = engine.related_to(&v, &terms, &opts).unwrap();
+            let b = engine.related_among(&v, &terms, &all, &opts);
+            assert_eq!(a.len(), b.len(), "{mode:?}: {a:?} vs {b:?}");
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x.score - y.score).abs() < 1e-5, "{mode:?}: {a:?} vs {b:?}");
+                assert!((x.lexical - y.lexical).abs() < 1e-5, "{mode:?}");
+                assert!((x.dense - y.dense).abs() < 1e-5, "{mode:?}");
+            }
+            assert_eq!(a[0].row, b[0].row);
+        }
+        // Time filters need a library paper to measure from.
+        let prior = RelatedOptions {
+            direction: Direction::Prior,
+            ..Default::default()
+        };
+        assert!(engine.related_to(&v, &terms, &prior).is_err());
     }
 
     #[test]
