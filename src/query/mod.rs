@@ -174,6 +174,52 @@ impl Default for RelatedOptions {
     }
 }
 
+/// The `n` best positive scores of `acc` as (row, score), best first (ties
+/// by row), by one pass with a bounded heap: most papers share a word with
+/// a query but few can enter its top, so this beats collecting and
+/// selecting every positive score.
+fn best_scores(acc: &[f32], n: usize) -> Vec<(usize, f32)> {
+    use std::cmp::{Ordering, Reverse};
+    use std::collections::BinaryHeap;
+    /// Higher score is better; on a tie, the lower row.
+    #[derive(PartialEq)]
+    struct Scored(f32, usize);
+    impl Eq for Scored {}
+    impl PartialOrd for Scored {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Scored {
+        fn cmp(&self, o: &Self) -> Ordering {
+            self.0.total_cmp(&o.0).then(o.1.cmp(&self.1))
+        }
+    }
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(n + 1);
+    for (d, &x) in acc.iter().enumerate() {
+        if x <= 0.0 {
+            continue;
+        }
+        if heap.len() < n {
+            heap.push(Reverse(Scored(x, d)));
+        } else if let Some(Reverse(worst)) = heap.peek()
+            && Scored(x, d) > *worst
+        {
+            heap.pop();
+            heap.push(Reverse(Scored(x, d)));
+        }
+    }
+    let mut out: Vec<(usize, f32)> = heap
+        .into_iter()
+        .map(|Reverse(Scored(x, d))| (d, x))
+        .collect();
+    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
 /// What a query string turned out to mean.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -711,31 +757,19 @@ impl<'a> Engine<'a> {
                     self.bm25.accumulate_cosine(&neg, -0.5, &mut acc);
                 }
             }
-            let mut v: Vec<(usize, f32)> = acc
-                .iter()
-                .copied()
-                .enumerate()
-                .filter(|(_, x)| *x > 0.0)
-                .collect();
-            // The top `pool` papers the filters keep, by selection: the
-            // filters run on the best `want` scores only (not on every
-            // matching paper: at 100k papers that was most of a query's
-            // time), widening until `pool` survive. Exact: if `pool` of the
-            // best `want` survive, no paper below them can enter the top.
+            // The top `pool` papers the filters keep: the filters run on the
+            // best `want` scores only (not on every matching paper: at 100k
+            // papers that was most of a query's time), widening until `pool`
+            // survive. Exact: if `pool` of the best `want` survive, no paper
+            // below them can enter the top.
             let order =
                 |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
             let mut want = 2 * pool + exclude.len();
             let mut top = loop {
-                let take = want.min(v.len());
-                if take < v.len() {
-                    v.select_nth_unstable_by(take, order);
-                }
-                let kept: Vec<(usize, f32)> = v[..take]
-                    .iter()
-                    .copied()
-                    .filter(|&(d, _)| keep(d))
-                    .collect();
-                if kept.len() >= pool || take == v.len() {
+                let best = best_scores(&acc, want);
+                let exhausted = best.len() < want;
+                let kept: Vec<(usize, f32)> = best.into_iter().filter(|&(d, _)| keep(d)).collect();
+                if kept.len() >= pool || exhausted {
                     break kept;
                 }
                 want *= 4;
@@ -863,6 +897,25 @@ fn fuse(dense: f32, lexical: f32, weight: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn best_scores_agree_with_a_full_sort() {
+        // Ties, zeros and negatives included; every n from 0 past the end.
+        let acc: Vec<f32> = (0..300)
+            .map(|i| ((i * 37 % 101) as f32 - 20.0) / 10.0)
+            .collect();
+        let mut all: Vec<(usize, f32)> = acc
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, x)| *x > 0.0)
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for n in [0, 1, 2, 7, 50, 200, all.len(), all.len() + 5] {
+            let want: Vec<(usize, f32)> = all.iter().copied().take(n).collect();
+            assert_eq!(best_scores(&acc, n), want, "n = {n}");
+        }
+    }
     use crate::embed::{EmbedOptions, Embedder, HashEmbedder, embed_library};
     use crate::index::SearchOptions;
     use crate::paper::Paper;
