@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 Scholar dumps, scraped listings), embeds title + abstract with a local model, and answers \
 \"which papers are related to this one?\" and \"what topics does my collection have?\".\n\n\
 Typical use:\n  papermap add refs.bib scopus.ris\n  papermap related \"Attention Is All You Need\"\n  \
-papermap topics\n  papermap report --out report/"
+papermap topics\n  papermap report --out report/\n  \
+papermap serve   (then open http://127.0.0.1:8642/)"
 )]
 pub struct Cli {
     /// Library directory (created on first `add`).

@@ -174,6 +174,11 @@ impl Default for RelatedOptions {
     }
 }
 
+thread_local! {
+    /// The lexical score accumulator, reused by the queries of a thread.
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The `n` best positive scores of `acc` as (row, score), best first (ties
 /// by row), by one pass with a bounded heap: most papers share a word with
 /// a query but few can enter its top, so this beats collecting and
@@ -743,7 +748,12 @@ impl<'a> Engine<'a> {
         // The lexical score of every paper (the accumulator scores them all anyway).
         let mut lexical_all: Vec<f32> = Vec::new();
         if opts.mode != Mode::Dense {
-            let mut acc = vec![0f32; self.bm25.docs()];
+            // A buffer kept per thread: a fresh one (one f32 per paper) is
+            // new pages from the kernel, zeroed and faulted in on every
+            // query (~8% of a query's time at 100k papers).
+            let mut acc = SCORES.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            acc.clear();
+            acc.resize(self.bm25.docs(), 0.0);
             if opts.mode == Mode::Bm25 {
                 self.bm25.accumulate(qterms, 1.0, &mut acc);
                 if !neg_terms.is_empty() {
@@ -828,6 +838,7 @@ impl<'a> Engine<'a> {
         for r in &mut out {
             r.why = why_related(&self.bm25, qterms, &self.terms(r.row), 4);
         }
+        SCORES.with(|b| *b.borrow_mut() = lexical_all);
         out
     }
 }
