@@ -304,6 +304,23 @@ fn add_outcome(r: &pipeline::AddReport) -> Result<()> {
     )
 }
 
+/// A file's notes and its first 20 warnings (then how many more).
+fn print_file_notes(f: &papermap::ingest::FileReport) {
+    for n in &f.notes {
+        eprintln!("papermap: {n}");
+    }
+    for w in f.warnings.iter().take(20) {
+        eprintln!("papermap: warning: {w}");
+    }
+    if f.warnings.len() > 20 {
+        eprintln!(
+            "papermap: warning: ... and {} more in {}",
+            f.warnings.len() - 20,
+            f.path.display()
+        );
+    }
+}
+
 fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
     for w in &r.warnings {
         eprintln!("papermap: warning: {w}");
@@ -316,19 +333,7 @@ fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
     }
     let mut s = String::new();
     for f in &r.files {
-        for n in &f.notes {
-            eprintln!("papermap: {n}");
-        }
-        for w in f.warnings.iter().take(20) {
-            eprintln!("papermap: warning: {w}");
-        }
-        if f.warnings.len() > 20 {
-            eprintln!(
-                "papermap: warning: ... and {} more in {}",
-                f.warnings.len() - 20,
-                f.path.display()
-            );
-        }
+        print_file_notes(f);
         if f.error.is_some() && f.read == 0 {
             s.push_str(&format!("{}: not read (error above)\n", f.path.display()));
             continue;
@@ -958,19 +963,7 @@ fn match_command(cfg: &Config, a: &args::MatchArgs) -> Result<()> {
     let src = open_for_queries(cfg, HnswParams::default().ef_search)?;
     let incoming = triage::read_incoming(&a.files, &ingest)?;
     for f in &incoming.files {
-        for n in &f.notes {
-            eprintln!("papermap: {n}");
-        }
-        for w in f.warnings.iter().take(20) {
-            eprintln!("papermap: warning: {w}");
-        }
-        if f.warnings.len() > 20 {
-            eprintln!(
-                "papermap: warning: ... and {} more in {}",
-                f.warnings.len() - 20,
-                f.path.display()
-            );
-        }
+        print_file_notes(f);
     }
     if incoming.papers.is_empty() {
         bail!(
