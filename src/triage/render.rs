@@ -9,21 +9,9 @@ use std::fmt::Write;
 
 use super::{Match, MatchReport};
 
-/// Text made safe for HTML element content and quoted attribute values.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Text made safe for HTML element content and quoted attribute values
+/// (the report's escaping, shared).
+pub use crate::report::html::escape as escape_html;
 
 /// Markdown text with the characters that would start markup escaped.
 fn esc_md(s: &str) -> String {
