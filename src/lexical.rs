@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::paper::Paper;
 use crate::store::Library;
 use crate::store::codec::{Reader, put_bytes, put_u32s, seal, unseal};
+use crate::store::derived::{Access, Built, DerivedFile, refresh};
 use crate::store::manifest::write_atomic;
 use crate::text;
 
@@ -48,6 +49,31 @@ pub struct Bm25 {
     post_w: Vec<f32>,
 }
 
+impl DerivedFile for Bm25 {
+    const FILE: &'static str = LEXICAL_FILE;
+    type Input<'a> = ();
+
+    fn peek(path: &Path) -> Option<Built> {
+        Bm25::peek(path)
+    }
+
+    fn load(path: &Path, built: &Built, _: &Library, (): ()) -> Option<Bm25> {
+        Bm25::load(path, &built.fingerprint, built.rows)
+    }
+
+    fn build(lib: &Library, (): ()) -> Result<Bm25> {
+        Ok(Bm25::build(lib.papers()))
+    }
+
+    fn extend(self, from: usize, lib: &Library, (): ()) -> Result<Bm25> {
+        Ok(self.extend_with(&lib.papers()[from..]))
+    }
+
+    fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
+        Bm25::save(self, path, fingerprint)
+    }
+}
+
 /// Terms of a paper for lexical matching: title twice, then abstract.
 pub fn paper_terms(p: &Paper) -> Vec<String> {
     let mut t = text::terms(&p.title);
@@ -56,22 +82,31 @@ pub fn paper_terms(p: &Paper) -> Vec<String> {
     t
 }
 
+/// Each term's (document, term frequency) list.
+type Postings = HashMap<String, Vec<(u32, u16)>>;
+
+/// Postings of `papers` numbered from document `first`, and their lengths.
+fn postings_of(papers: &[Paper], first: usize) -> (Postings, Vec<u32>) {
+    let mut postings = Postings::new();
+    let mut doc_len = Vec::with_capacity(papers.len());
+    for (d, p) in papers.iter().enumerate() {
+        let terms = paper_terms(p);
+        doc_len.push(terms.len() as u32);
+        let mut tf: HashMap<String, u16> = HashMap::new();
+        for t in terms {
+            let e = tf.entry(t).or_default();
+            *e = e.saturating_add(1);
+        }
+        for (t, n) in tf {
+            postings.entry(t).or_default().push(((first + d) as u32, n));
+        }
+    }
+    (postings, doc_len)
+}
+
 impl Bm25 {
     pub fn build(papers: &[Paper]) -> Bm25 {
-        let mut postings: HashMap<String, Vec<(u32, u16)>> = HashMap::new();
-        let mut doc_len = Vec::with_capacity(papers.len());
-        for (d, p) in papers.iter().enumerate() {
-            let terms = paper_terms(p);
-            doc_len.push(terms.len() as u32);
-            let mut tf: HashMap<String, u16> = HashMap::new();
-            for t in terms {
-                let e = tf.entry(t).or_default();
-                *e = e.saturating_add(1);
-            }
-            for (t, n) in tf {
-                postings.entry(t).or_default().push((d as u32, n));
-            }
-        }
+        let (mut postings, doc_len) = postings_of(papers, 0);
         let mut terms: Vec<String> = postings.keys().cloned().collect();
         terms.sort_unstable();
         let mut starts = Vec::with_capacity(terms.len() + 1);
@@ -87,6 +122,66 @@ impl Bm25 {
             }
             starts.push(docs.len() as u64);
         }
+        Self::assemble(terms, starts, docs, tfs, doc_len)
+    }
+
+    /// This index (over the first `self.docs()` papers) with `papers`
+    /// added as the next documents: only the new papers are tokenised;
+    /// every old posting list is copied once with the new postings after it
+    /// (new documents number after every old one, so lists stay sorted),
+    /// and the norms are derived again (idf changed for every term).
+    pub fn extend_with(self, papers: &[Paper]) -> Bm25 {
+        let first = self.docs();
+        let (mut add, new_len) = postings_of(papers, first);
+        let mut fresh: Vec<String> = add
+            .keys()
+            .filter(|t| !self.vocab.contains_key(t.as_str()))
+            .cloned()
+            .collect();
+        fresh.sort_unstable();
+        let Bm25 {
+            terms: old_terms,
+            starts: old_starts,
+            docs: old_docs,
+            tfs: old_tfs,
+            mut doc_len,
+            ..
+        } = self;
+        let added: usize = add.values().map(Vec::len).sum();
+        let mut terms = Vec::with_capacity(old_terms.len() + fresh.len());
+        let mut starts = Vec::with_capacity(old_terms.len() + fresh.len() + 1);
+        let mut docs = Vec::with_capacity(old_docs.len() + added);
+        let mut tfs = Vec::with_capacity(old_docs.len() + added);
+        starts.push(0u64);
+        let mut i = 0;
+        let mut fresh = fresh.into_iter().peekable();
+        loop {
+            // Merge the old vocabulary (sorted) with the new terms (sorted).
+            let take_old = match (old_terms.get(i), fresh.peek()) {
+                (Some(a), Some(b)) => a < b,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let term = if take_old {
+                let (lo, hi) = (old_starts[i] as usize, old_starts[i + 1] as usize);
+                docs.extend_from_slice(&old_docs[lo..hi]);
+                tfs.extend_from_slice(&old_tfs[lo..hi]);
+                i += 1;
+                old_terms[i - 1].clone()
+            } else {
+                fresh.next().expect("peeked")
+            };
+            if let Some(list) = add.remove(&term) {
+                for (d, n) in list {
+                    docs.push(d);
+                    tfs.push(n);
+                }
+            }
+            terms.push(term);
+            starts.push(docs.len() as u64);
+        }
+        doc_len.extend(new_len);
         Self::assemble(terms, starts, docs, tfs, doc_len)
     }
 
@@ -194,6 +289,14 @@ impl Bm25 {
     /// the library and saved (`writer`: a failed save is an error; a
     /// reader's save is best effort).
     pub fn load_or_build(lib: &Library, fingerprint: &str, writer: bool) -> Result<Bm25> {
+        if fingerprint == lib.fingerprint() {
+            let access = if writer {
+                Access::Writer
+            } else {
+                Access::Reader
+            };
+            return Ok(refresh::<Bm25>(lib, (), access)?.0);
+        }
         let path = lib.derived_dir().join(LEXICAL_FILE);
         if let Some(b) = Bm25::load(&path, fingerprint, lib.len()) {
             return Ok(b);
@@ -229,6 +332,18 @@ impl Bm25 {
             fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
         }
         write_atomic(path, &b)
+    }
+
+    /// The fingerprint and document count a saved index's header names.
+    pub fn peek(path: &Path) -> Option<Built> {
+        let b = crate::store::codec::head(path, 1024)?;
+        let mut r = Reader::new(&b);
+        if r.take(8)? != MAGIC || r.u32()? != VERSION {
+            return None;
+        }
+        let fingerprint = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+        let rows = usize::try_from(r.u64()?).ok()?;
+        Some(Built { fingerprint, rows })
     }
 
     /// Loads a saved index for `fingerprint` over `docs` documents; `None`
@@ -451,6 +566,21 @@ mod tests {
             title: title.into(),
             abs: abs.into(),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn extending_equals_building_over_all_papers() {
+        let all = vec![
+            paper("Graph neural networks", "message passing on graphs"),
+            paper("Diffusion models", "denoising score matching for images"),
+            paper("Graph diffusion", "heat kernels on graphs and images"),
+            paper("Bandits", "regret bounds for exploration"),
+            paper("Zebra", "an unseen word and graphs"),
+        ];
+        for cut in 0..=all.len() {
+            let grown = Bm25::build(&all[..cut]).extend_with(&all[cut..]);
+            assert_eq!(grown, Bm25::build(&all), "cut at {cut}");
         }
     }
 

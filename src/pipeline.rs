@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::embed::{EmbedOptions, EmbedReport, Embedder, embed_library};
 use crate::error::Result;
-use crate::index::{SearchOptions, refresh_derived};
+use crate::index::{DerivedReport, SearchOptions, refresh_derived};
 use crate::ingest::{FileReport, IngestOptions, ingest};
 use crate::store::{Library, WriteOptions, Writer};
 
@@ -29,7 +29,8 @@ pub type EmbedderFactory<'a> = &'a mut dyn FnMut() -> Result<Box<dyn Embedder>>;
 pub struct AddReport {
     pub files: Vec<FileReport>,
     pub embed: EmbedReport,
-    pub index_built: bool,
+    /// What happened to the derived search files (`None`: nothing to index).
+    pub index: Option<DerivedReport>,
     pub warnings: Vec<String>,
     /// Embedding and indexing were skipped (`--no-embed`).
     pub not_embedded: bool,
@@ -121,9 +122,9 @@ fn add_to(
         return Ok(report);
     }
     let mut w = Writer::open(root, &opts.write)?;
-    let (e, built) = embed_and_index(&mut w, opts, make)?;
+    let (e, index) = embed_and_index(&mut w, opts, make)?;
     report.embed = e;
-    report.index_built = built;
+    report.index = index;
     Ok(report)
 }
 
@@ -183,13 +184,14 @@ pub fn wait_for_change(
     }
 }
 
-/// Embeds what is missing (loading the model only if needed) and makes sure
-/// the persisted HNSW index matches the library.
+/// Embeds what is missing (loading the model only if needed) and brings
+/// the derived search files up to date (extended with the papers appended
+/// since, or rebuilt).
 pub fn embed_and_index(
     w: &mut Writer,
     opts: &AddOptions,
     make: EmbedderFactory,
-) -> Result<(EmbedReport, bool)> {
+) -> Result<(EmbedReport, Option<DerivedReport>)> {
     let missing = missing_vectors(w.library());
     let embed = if missing > 0 {
         let mut embedder = make()?;
@@ -201,11 +203,10 @@ pub fn embed_and_index(
         }
     };
     if w.is_empty() {
-        return Ok((embed, false));
+        return Ok((embed, None));
     }
-    let rebuilt = refresh_derived(w.library(), &opts.search)?;
-    crate::lexical::Bm25::load_or_build(w.library(), &w.library().fingerprint(), true)?;
-    Ok((embed, rebuilt))
+    let index = refresh_derived(w.library(), &opts.search)?;
+    Ok((embed, Some(index)))
 }
 
 /// Papers whose text has no cached vector under the library's model.

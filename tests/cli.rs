@@ -586,6 +586,72 @@ fn large_libraries_search_through_a_persisted_graph_rebuilt_when_damaged() {
 }
 
 #[test]
+fn adding_papers_extends_the_derived_files_instead_of_rebuilding_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mini = fixture("mini.jsonl");
+    let lines: Vec<&str> = include_str!("fixtures/mini.jsonl").lines().collect();
+    let first = dir.path().join("first.jsonl");
+    let second = dir.path().join("second.jsonl");
+    std::fs::write(&first, lines[..8].join("\n")).unwrap();
+    std::fs::write(&second, lines[8..].join("\n")).unwrap();
+    let hnsw = ["--hnsw-threshold", "5", "--embedder", "hash"];
+    let add = |lib: &Path, files: &[&Path]| {
+        let mut args: Vec<&str> = hnsw.to_vec();
+        args.push("add");
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        papermap(lib, &args)
+    };
+    // Grown in two adds: the second extends every derived file.
+    let grown = dir.path().join("grown");
+    ok(&add(&grown, &[&first]));
+    let out = add(&grown, &[&second]);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("index extended from 8 to 12 papers"),
+        "{}",
+        stderr(&out)
+    );
+    // Built at once from the same papers in the same order.
+    let whole = dir.path().join("whole");
+    ok(&add(&whole, &[&mini]));
+    for f in ["vectors.f32", "lexical.bin"] {
+        assert!(
+            std::fs::read(grown.join("derived").join(f)).unwrap()
+                == std::fs::read(whole.join("derived").join(f)).unwrap(),
+            "{f} extended differs from {f} built at once"
+        );
+    }
+    let status = ok(&papermap(&grown, &["--hnsw-threshold", "5", "status"]));
+    assert!(status.contains("HNSW index: current"), "{status}");
+    assert!(!ok(&papermap(&grown, &["check"])).contains("stale"));
+    // The papers added second are found through the extended graph.
+    let mut related: Vec<&str> = hnsw.to_vec();
+    related.extend(["related", "--mode", "dense", "-k", "11", "quant-1"]);
+    let a = ok(&papermap(&grown, &related));
+    assert!(a.contains("hnsw search over 12 papers"), "{a}");
+    for line in &lines[8..] {
+        let id = serde_json::from_str::<serde_json::Value>(line).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            a.contains(&format!(" {id} ")) || a.contains(&id),
+            "{id} not found:\n{a}"
+        );
+    }
+    // Editing a paper (not an append) rebuilds.
+    let edited = dir.path().join("edited.jsonl");
+    std::fs::write(
+        &edited,
+        lines[0].replace("Key-Value (KV) Caching", "Key-value caching"),
+    )
+    .unwrap();
+    let out = add(&grown, &[&edited]);
+    ok(&out);
+    assert!(stderr(&out).contains("index"), "{}", stderr(&out));
+}
+
+#[test]
 fn batch_mode_answers_each_line_and_reports_bad_ones_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib");

@@ -87,14 +87,14 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             let mut w = Writer::open(&cfg.library, &cfg.write)?;
             let mut make = embedder_factory(&cfg, &e.embed);
-            let (r, built) = pipeline::embed_and_index(&mut w, &opts, &mut make)?;
+            let (r, index) = pipeline::embed_and_index(&mut w, &opts, &mut make)?;
             if !cfg.quiet {
                 eprintln!(
-                    "embedded {} papers in {:.1}s ({} already cached); index {}",
+                    "embedded {} papers in {:.1}s ({} already cached); {}",
                     r.embedded,
                     r.seconds,
                     r.cached,
-                    if built { "rebuilt" } else { "up to date" }
+                    index.map_or("index up to date".to_string(), |i| i.summary())
                 );
             }
             Ok(())
@@ -388,11 +388,12 @@ fn print_add(cfg: &Config, r: &pipeline::AddReport) -> Result<()> {
             String::new()
         }
     ));
-    s.push_str(if r.index_built {
-        "; index rebuilt"
-    } else {
-        "; index up to date"
-    });
+    s.push_str("; ");
+    s.push_str(
+        &r.index
+            .as_ref()
+            .map_or("index up to date".to_string(), |i| i.summary()),
+    );
     eprintln!("{s}");
     Ok(())
 }
@@ -1014,15 +1015,13 @@ fn match_command(cfg: &Config, a: &args::MatchArgs) -> Result<()> {
         if !cfg.quiet {
             let f = r.files.first();
             eprintln!(
-                "added {} paper(s) to the library ({} duplicate); embedded {}; index {}",
+                "added {} paper(s) to the library ({} duplicate); embedded {}; {}",
                 f.map_or(0, |f| f.new),
                 f.map_or(0, |f| f.duplicate),
                 r.embed.embedded,
-                if r.index_built {
-                    "rebuilt"
-                } else {
-                    "up to date"
-                }
+                r.index
+                    .as_ref()
+                    .map_or("index up to date".to_string(), |i| i.summary())
             );
         }
     }

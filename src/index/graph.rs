@@ -35,16 +35,16 @@ const MAGIC: &[u8; 8] = b"PMHNSW\0\0";
 /// bytes, so it and the codes are used in place from the mapped file.
 /// 5: every layer re-selected by `refine.rs` (older graphs are rebuilt).
 const VERSION: u32 = 5;
-const NONE: u32 = u32::MAX;
+pub(super) const NONE: u32 = u32::MAX;
 /// Points inserted serially before the parallel insertion starts.
 const SERIAL_INSERTS: usize = 1_000;
 
 /// One upper layer: its nodes (sorted) and their neighbour lists.
 #[derive(Debug, Clone, PartialEq)]
-struct Layer {
-    nodes: Vec<u32>,
+pub(super) struct Layer {
+    pub(super) nodes: Vec<u32>,
     /// `nodes.len() * stride` entries, unused slots hold `NONE`.
-    adj: Vec<u32>,
+    pub(super) adj: Vec<u32>,
 }
 
 /// A flattened HNSW graph over the rows of a matrix.
@@ -52,23 +52,23 @@ struct Layer {
 pub struct Graph {
     pub m: u32,
     pub ef_construction: u32,
-    n: u32,
-    entry: u32,
+    pub(super) n: u32,
+    pub(super) entry: u32,
     /// Neighbour slots per node on layer 0 and on upper layers.
-    stride0: u32,
-    stride: u32,
+    pub(super) stride0: u32,
+    pub(super) stride: u32,
     /// `n * stride0` entries, unused slots hold `NONE`.
-    level0: Slab<u32>,
-    upper: Vec<Layer>,
+    pub(super) level0: Slab<u32>,
+    pub(super) upper: Vec<Layer>,
     /// 8-bit codes of the rows: the walk's distances (see `quant.rs`).
-    codes: Codes,
+    pub(super) codes: Codes,
 }
 
 /// Candidate ordered by distance (smaller is closer).
 #[derive(Clone, Copy, PartialEq)]
-struct Cand {
-    dist: f32,
-    node: u32,
+pub(super) struct Cand {
+    pub(super) dist: f32,
+    pub(super) node: u32,
 }
 impl Eq for Cand {}
 impl PartialOrd for Cand {
@@ -264,14 +264,14 @@ impl Graph {
         self.n == 0
     }
 
-    fn neighbours0(&self, node: u32) -> &[u32] {
+    pub(super) fn neighbours0(&self, node: u32) -> &[u32] {
         let s = self.stride0 as usize;
         let a = &self.level0.as_slice()[node as usize * s..(node as usize + 1) * s];
         let len = a.iter().position(|&x| x == NONE).unwrap_or(s);
         &a[..len]
     }
 
-    fn neighbours_upper<'a>(&self, layer: &'a Layer, node: u32) -> &'a [u32] {
+    pub(super) fn neighbours_upper<'a>(&self, layer: &'a Layer, node: u32) -> &'a [u32] {
         let Ok(j) = layer.nodes.binary_search(&node) else {
             return &[];
         };
@@ -432,6 +432,22 @@ impl Graph {
             fs::create_dir_all(dir).at(dir)?;
         }
         write_atomic(path, &b)
+    }
+
+    /// The fingerprint and rows a saved graph's header names (nothing else
+    /// checked: `load` checks everything).
+    pub fn peek(path: &Path) -> Option<crate::store::derived::Built> {
+        let b = crate::store::codec::head(path, 1024)?;
+        let mut r = Reader::new(&b);
+        if r.take(8)? != MAGIC || r.u32()? != VERSION {
+            return None;
+        }
+        let fingerprint = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+        let (_m, _efc, n) = (r.u32()?, r.u32()?, r.u32()?);
+        Some(crate::store::derived::Built {
+            fingerprint,
+            rows: n as usize,
+        })
     }
 
     /// Loads a graph saved for `fingerprint` with the same M and

@@ -13,6 +13,7 @@
 //!   `hnsw_rs` stays inside `graph.rs`.
 
 mod graph;
+mod insert;
 mod quant;
 mod refine;
 mod slab;
@@ -24,6 +25,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::store::derived::{Access, Built, DerivedFile, Refresh, refresh};
 use crate::store::manifest::sync_dir;
 use crate::store::{Library, vec_key};
 pub use graph::Graph;
@@ -102,16 +104,23 @@ impl Matrix {
     /// (a writer is still embedding, or `add --no-embed`), and the rows of
     /// those papers. `dim` is used when the library has no model yet.
     pub fn gather(lib: &Library, dim: usize) -> (Matrix, Vec<usize>) {
+        Matrix::gather_rows(lib, dim, 0)
+    }
+
+    /// As [`Matrix::gather`] for the papers from row `from` on (the rows of
+    /// the missing ones count from `from`).
+    fn gather_rows(lib: &Library, dim: usize, from: usize) -> (Matrix, Vec<usize>) {
+        let rows = lib.len().saturating_sub(from);
         let Some(model) = lib.manifest().model.as_ref() else {
             return (
-                Matrix::owned(dim, vec![0.0; lib.len() * dim]),
-                (0..lib.len()).collect(),
+                Matrix::owned(dim, vec![0.0; rows * dim]),
+                (from..lib.len()).collect(),
             );
         };
         let dim = model.dim;
-        let mut data = Vec::with_capacity(lib.len() * dim);
+        let mut data = Vec::with_capacity(rows * dim);
         let mut missing = Vec::new();
-        for (row, p) in lib.papers().iter().enumerate() {
+        for (row, p) in lib.papers().iter().enumerate().skip(from) {
             match lib.vector(&vec_key(&model.id, &p.embed_text())) {
                 Some(v) => data.extend_from_slice(v),
                 None => {
@@ -127,6 +136,9 @@ impl Matrix {
     /// size, else gathered from the library and saved (best effort: a
     /// read-only library is still searchable).
     pub fn load_or_build(lib: &Library, fingerprint: &str) -> Result<Matrix> {
+        if fingerprint == lib.fingerprint() {
+            return Ok(refresh::<Matrix>(lib, (), Access::Reader)?.0);
+        }
         let path = lib.derived_dir().join(MATRIX_FILE);
         if let Some(m) = Matrix::load(&path, fingerprint, lib.len(), lib.dim()) {
             return Ok(m);
@@ -143,21 +155,15 @@ impl Matrix {
         Matrix::load(&path, &lib.fingerprint(), lib.len(), lib.dim())
     }
 
-    /// Writes the matrix atomically (streamed: a million rows never exist twice in memory).
-    pub fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).at(dir)?;
-        let data = self.as_slice();
-        let mut crc = crc32fast::Hasher::new();
-        for x in data {
-            crc.update(&x.to_le_bytes());
-        }
+    /// The 64-byte header: magic, version, dim, rows, CRC32 of the data,
+    /// the fingerprint (length byte + bytes), zero padding.
+    fn header(&self, crc: u32, fingerprint: &str) -> Result<Vec<u8>> {
         let mut head = Vec::with_capacity(MATRIX_HEADER);
         head.extend_from_slice(MATRIX_MAGIC);
         head.extend_from_slice(&MATRIX_VERSION.to_le_bytes());
         head.extend_from_slice(&(self.dim as u32).to_le_bytes());
         head.extend_from_slice(&(self.rows as u64).to_le_bytes());
-        head.extend_from_slice(&crc.finalize().to_le_bytes());
+        head.extend_from_slice(&crc.to_le_bytes());
         let fp = fingerprint.as_bytes();
         if fp.len() > MATRIX_HEADER - head.len() - 1 {
             return Err(Error::Invalid(format!(
@@ -167,11 +173,20 @@ impl Matrix {
         head.push(fp.len() as u8);
         head.extend_from_slice(fp);
         head.resize(MATRIX_HEADER, 0);
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("matrix");
-        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+        Ok(head)
+    }
+
+    /// Writes the matrix atomically (streamed: a million rows never exist twice in memory).
+    pub fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).at(dir)?;
+        let data = self.as_slice();
+        let mut crc = crc32fast::Hasher::new();
+        for x in data {
+            crc.update(&x.to_le_bytes());
+        }
+        let head = self.header(crc.finalize(), fingerprint)?;
+        let tmp = temp_beside(path);
         {
             let f = File::create(&tmp).at(&tmp)?;
             let mut w = BufWriter::with_capacity(1 << 20, f);
@@ -186,6 +201,72 @@ impl Matrix {
         }
         fs::rename(&tmp, path).at(path)?;
         sync_dir(dir)
+    }
+
+    /// Writes the matrix after `from` of its rows were already saved at
+    /// `path` (checked by `load`): the file is copied (by the kernel, not
+    /// through memory), the new rows appended, the header rewritten with
+    /// the CRC continued from the old one, then renamed over the old file.
+    /// Readers that mapped the old file keep it; nothing is written in place.
+    fn save_appended(&self, path: &Path, fingerprint: &str, from: usize) -> Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = temp_beside(path);
+        let old_len = (MATRIX_HEADER + from * self.dim * 4) as u64;
+        let result = (|| {
+            fs::copy(path, &tmp).at(&tmp)?;
+            let mut f = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&tmp)
+                .at(&tmp)?;
+            let mut head = [0u8; MATRIX_HEADER];
+            f.read_exact(&mut head).at(&tmp)?;
+            if f.metadata().at(&tmp)?.len() != old_len {
+                return Err(Error::Invalid(format!(
+                    "{}: changed while it was extended",
+                    path.display()
+                )));
+            }
+            let old_crc = u32::from_le_bytes(head[24..28].try_into().expect("4"));
+            let mut crc = crc32fast::Hasher::new_with_initial_len(old_crc, old_len - 64);
+            f.seek(SeekFrom::End(0)).at(&tmp)?;
+            {
+                let mut w = BufWriter::with_capacity(1 << 20, &mut f);
+                for x in &self.as_slice()[from * self.dim..] {
+                    let b = x.to_le_bytes();
+                    crc.update(&b);
+                    w.write_all(&b).at(&tmp)?;
+                }
+                w.flush().at(&tmp)?;
+            }
+            f.seek(SeekFrom::Start(0)).at(&tmp)?;
+            f.write_all(&self.header(crc.finalize(), fingerprint)?)
+                .at(&tmp)?;
+            f.sync_all().at(&tmp)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        fs::rename(&tmp, path).at(path)?;
+        sync_dir(dir)
+    }
+
+    /// The header of a saved matrix: fingerprint and rows (nothing else
+    /// checked: `load` checks everything).
+    fn peek_header(path: &Path) -> Option<Built> {
+        use std::io::Read;
+        let mut h = [0u8; MATRIX_HEADER];
+        File::open(path).ok()?.read_exact(&mut h).ok()?;
+        let fp_len = h[28] as usize;
+        if &h[..8] != MATRIX_MAGIC || 29 + fp_len > MATRIX_HEADER {
+            return None;
+        }
+        Some(Built {
+            fingerprint: String::from_utf8(h[29..29 + fp_len].to_vec()).ok()?,
+            rows: usize::try_from(u64::from_le_bytes(h[16..24].try_into().expect("8"))).ok()?,
+        })
     }
 
     /// Maps a saved matrix; `None` when missing, stale, of another shape or
@@ -254,6 +335,54 @@ impl Matrix {
 
     pub fn row(&self, i: usize) -> &[f32] {
         &self.as_slice()[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// The temp file an atomic write of `path` goes through (`.NAME.tmp.PID`,
+/// which the store's temp-file hygiene knows).
+fn temp_beside(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("matrix");
+    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+impl DerivedFile for Matrix {
+    const FILE: &'static str = MATRIX_FILE;
+    type Input<'a> = ();
+
+    fn peek(path: &Path) -> Option<Built> {
+        Matrix::peek_header(path)
+    }
+
+    fn load(path: &Path, built: &Built, lib: &Library, (): ()) -> Option<Matrix> {
+        Matrix::load(path, &built.fingerprint, built.rows, lib.dim())
+    }
+
+    fn build(lib: &Library, (): ()) -> Result<Matrix> {
+        Matrix::from_library(lib)
+    }
+
+    /// The old rows and the vectors of the papers after them (every one
+    /// must be embedded, as for `build`).
+    fn extend(self, from: usize, lib: &Library, (): ()) -> Result<Matrix> {
+        let (tail, missing) = Matrix::gather_rows(lib, lib.dim(), from);
+        if !missing.is_empty() {
+            return Matrix::from_library(lib);
+        }
+        let mut data = Vec::with_capacity(lib.len() * self.dim);
+        data.extend_from_slice(self.as_slice());
+        data.extend_from_slice(tail.as_slice());
+        Ok(Matrix::owned(self.dim, data))
+    }
+
+    fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
+        Matrix::save(self, path, fingerprint)
+    }
+
+    fn save_extended(&self, path: &Path, fingerprint: &str, from: usize) -> Result<()> {
+        self.save_appended(path, fingerprint, from)
     }
 }
 
@@ -423,9 +552,8 @@ impl Searcher {
     /// A searcher over `matrix` (the library's current one, e.g. from
     /// `Matrix::load_current`), loading or building the graph as `open` does.
     pub fn with_matrix(lib: &Library, matrix: Matrix, opts: &SearchOptions) -> Result<Searcher> {
-        let fp = lib.fingerprint();
         let graph = if matrix.rows() >= opts.hnsw_threshold.max(1) {
-            Some(ensure_graph(lib, &matrix, &fp, &opts.hnsw, false)?)
+            Some(ensure_graph(lib, &matrix, &opts.hnsw, Access::Reader)?)
         } else {
             None
         };
@@ -501,51 +629,115 @@ impl Searcher {
     }
 }
 
-/// Loads the persisted graph if it matches the library, else builds and
-/// saves it. `writer`: the caller holds the library lock and a failed save
-/// is an error; a reader's save is best effort.
+/// Loads the persisted graph if it matches the library, else extends the
+/// one built for a prefix of it, else builds it; saved as `access` says.
 pub fn ensure_graph(
     lib: &Library,
     m: &Matrix,
-    fingerprint: &str,
     params: &HnswParams,
-    writer: bool,
+    access: Access,
 ) -> Result<Graph> {
-    let path = lib.derived_dir().join(GRAPH_FILE);
-    if let Some(g) = Graph::load(&path, fingerprint, params, m.rows()) {
-        return Ok(g);
+    Ok(refresh::<Graph>(lib, (m, params), access)?.0)
+}
+
+impl DerivedFile for Graph {
+    const FILE: &'static str = GRAPH_FILE;
+    type Input<'a> = (&'a Matrix, &'a HnswParams);
+
+    fn peek(path: &Path) -> Option<Built> {
+        Graph::peek(path)
     }
-    let g = Graph::build(m, params);
-    match g.save(&path, fingerprint) {
-        Err(e) if writer => Err(e),
-        _ => Ok(g),
+
+    fn load(
+        path: &Path,
+        built: &Built,
+        _: &Library,
+        (_, params): Self::Input<'_>,
+    ) -> Option<Graph> {
+        Graph::load(path, &built.fingerprint, params, built.rows)
+    }
+
+    fn build(_: &Library, (m, params): Self::Input<'_>) -> Result<Graph> {
+        Ok(Graph::build(m, params))
+    }
+
+    fn extend(mut self, _: usize, _: &Library, (m, _): Self::Input<'_>) -> Result<Graph> {
+        self.insert_rows(m);
+        Ok(self)
+    }
+
+    fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
+        Graph::save(self, path, fingerprint)
     }
 }
 
-/// Brings the derived search files up to date after the library changed:
-/// the matrix always, the graph when the library reaches `opts.hnsw_threshold`.
-/// Returns whether anything was rebuilt.
-pub fn refresh_derived(lib: &Library, opts: &SearchOptions) -> Result<bool> {
-    let fp = lib.fingerprint();
-    let mpath = lib.derived_dir().join(MATRIX_FILE);
-    let mut rebuilt = false;
-    let m = match Matrix::load(&mpath, &fp, lib.len(), lib.dim()) {
-        Some(m) => m,
-        None => {
-            let m = Matrix::from_library(lib)?;
-            m.save(&mpath, &fp)?;
-            rebuilt = true;
-            m
-        }
-    };
-    if m.rows() >= opts.hnsw_threshold.max(1) {
-        let gpath = lib.derived_dir().join(GRAPH_FILE);
-        if Graph::load(&gpath, &fp, &opts.hnsw, m.rows()).is_none() {
-            Graph::build(&m, &opts.hnsw).save(&gpath, &fp)?;
-            rebuilt = true;
+/// What [`refresh_derived`] did to each file (`None`: not needed, e.g. no
+/// graph below the HNSW threshold), and how long it took.
+#[derive(Debug, Clone, Default)]
+pub struct DerivedReport {
+    pub matrix: Option<Refresh>,
+    pub graph: Option<Refresh>,
+    pub lexical: Option<Refresh>,
+    /// Papers in the library (rows of every file).
+    pub rows: usize,
+    pub seconds: f64,
+}
+
+impl DerivedReport {
+    /// Whether anything had to be built or extended.
+    pub fn changed(&self) -> bool {
+        [self.matrix, self.graph, self.lexical]
+            .iter()
+            .any(|r| matches!(r, Some(Refresh::Rebuilt | Refresh::Extended { .. })))
+    }
+
+    /// Whether a file was rebuilt from the whole library.
+    pub fn rebuilt(&self) -> bool {
+        [self.matrix, self.graph, self.lexical].contains(&Some(Refresh::Rebuilt))
+    }
+
+    /// One phrase for the user: "index up to date", "index extended from
+    /// 1,000 to 1,010 papers in 0.4 s", "index rebuilt in 12.0 s".
+    pub fn summary(&self) -> String {
+        let from = [self.matrix, self.graph, self.lexical]
+            .iter()
+            .filter_map(|r| match r {
+                Some(Refresh::Extended { from }) => Some(*from),
+                _ => None,
+            })
+            .min();
+        if self.rebuilt() {
+            format!("index rebuilt in {:.1} s", self.seconds)
+        } else if let Some(from) = from {
+            format!(
+                "index extended from {from} to {} papers in {:.1} s",
+                self.rows, self.seconds
+            )
+        } else {
+            "index up to date".to_string()
         }
     }
-    Ok(rebuilt)
+}
+
+/// Brings the writer's derived search files up to date after the library
+/// changed: the matrix and the lexical index always, the graph when the
+/// library reaches `opts.hnsw_threshold`; papers appended since the last
+/// refresh are added to each file, anything else rebuilds it.
+pub fn refresh_derived(lib: &Library, opts: &SearchOptions) -> Result<DerivedReport> {
+    let t = std::time::Instant::now();
+    let mut report = DerivedReport {
+        rows: lib.len(),
+        ..Default::default()
+    };
+    let (m, how) = refresh::<Matrix>(lib, (), Access::Writer)?;
+    report.matrix = Some(how);
+    if m.rows() >= opts.hnsw_threshold.max(1) {
+        report.graph = Some(refresh::<Graph>(lib, (&m, &opts.hnsw), Access::Writer)?.1);
+    }
+    drop(m);
+    report.lexical = Some(refresh::<crate::lexical::Bm25>(lib, (), Access::Writer)?.1);
+    report.seconds = t.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 /// Whether the derived search files match the library: (matrix, graph).
@@ -578,6 +770,38 @@ mod tests {
         assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![0, 2]);
         let hits = exact_search(&m, &[1.0, 0.0], 2, &|r| r != 0);
         assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![2, 1]);
+    }
+
+    #[test]
+    fn an_appended_matrix_file_equals_one_written_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(MATRIX_FILE);
+        let q = dir.path().join("whole.f32");
+        let all = Matrix::owned(3, (0..30).map(|i| i as f32 * 0.25).collect());
+        Matrix::owned(3, all.as_slice()[..18].to_vec())
+            .save(&p, "old")
+            .unwrap();
+        assert_eq!(
+            Matrix::peek_header(&p),
+            Some(Built {
+                fingerprint: "old".into(),
+                rows: 6
+            })
+        );
+        all.save_appended(&p, "new", 6).unwrap();
+        all.save(&q, "new").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), fs::read(&q).unwrap());
+        assert!(Matrix::load(&p, "new", 10, 3).is_some());
+        // A file that is not the `from` rows it should be is refused and
+        // left as it was.
+        let before = fs::read(&p).unwrap();
+        assert!(all.save_appended(&p, "newer", 6).is_err());
+        assert_eq!(fs::read(&p).unwrap(), before);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "temp file left"
+        );
     }
 
     #[test]

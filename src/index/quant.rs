@@ -60,6 +60,24 @@ impl Codes {
         }
     }
 
+    /// Appends the codes of more rows (row-major), with the scales the
+    /// existing rows were encoded with: a value beyond a dimension's largest
+    /// so far is clipped to +-127 (the codes only steer the graph walk; the
+    /// final scores are exact).
+    pub fn append(&mut self, data: &[f32]) {
+        if self.dim == 0 {
+            return;
+        }
+        let codes = std::mem::replace(&mut self.codes, Slab::Owned(Vec::new()));
+        let mut codes = codes.into_vec();
+        codes.extend(data.chunks_exact(self.dim).flat_map(|row| {
+            row.iter()
+                .zip(&self.scales)
+                .map(|(&x, &s)| (x / s).round().clamp(-127.0, 127.0) as i8)
+        }));
+        self.codes = Slab::Owned(codes);
+    }
+
     pub fn rows(&self) -> usize {
         self.codes
             .as_slice()

@@ -159,7 +159,7 @@ where
 /// only if it is closer to `u` than to every one kept before it, up to
 /// `out.len()`. With `fill`, slots left free are filled with the nearest
 /// candidates the heuristic dropped.
-fn select<'a>(
+pub(super) fn select<'a>(
     row: &impl Fn(u32) -> &'a [f32],
     u: usize,
     cands: &[u32],

@@ -38,6 +38,14 @@ impl<T: Plain> Slab<T> {
         })
     }
 
+    /// The items as an owned vector (a mapped range is copied out).
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            Slab::Owned(v) => v,
+            mapped => mapped.as_slice().to_vec(),
+        }
+    }
+
     pub fn as_slice(&self) -> &[T] {
         match self {
             Slab::Owned(v) => v,

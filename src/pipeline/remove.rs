@@ -165,8 +165,7 @@ pub fn remove(root: &Path, names: &[RemoveRef], opts: &RemoveOptions) -> Result<
 pub(crate) fn refresh(w: &Writer, search: &SearchOptions, report: &mut RemoveReport) -> Result<()> {
     report.not_embedded = super::missing_vectors(w.library());
     if report.not_embedded == 0 && !w.is_empty() {
-        report.index_built = refresh_derived(w.library(), search)?;
-        crate::lexical::Bm25::load_or_build(w.library(), &w.library().fingerprint(), true)?;
+        report.index_built = refresh_derived(w.library(), search)?.changed();
     }
     Ok(())
 }

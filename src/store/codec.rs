@@ -88,3 +88,16 @@ impl<'a> Reader<'a> {
         self.array(n, 4, |c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
     }
 }
+
+/// The first `n` bytes of the file at `path` (fewer if it is shorter): for
+/// reading a derived file's header without reading or checking the rest.
+pub fn head(path: &std::path::Path, n: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut b = Vec::with_capacity(n);
+    std::fs::File::open(path)
+        .ok()?
+        .take(n as u64)
+        .read_to_end(&mut b)
+        .ok()?;
+    Some(b)
+}

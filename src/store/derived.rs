@@ -1,15 +1,23 @@
-//! What `check` says about derived files: each one found damaged (its
+//! Derived files: what `check` says about them and how they are kept
+//! current. `check` lists each one found damaged (its
 //! checksum or header fails) or stale (built for another state of the
-//! library). Both are rebuilt when next needed, so neither is an error, but
-//! the user is told. The loaders in `index` and `lexical` make the real
-//! decision; this only reads the parts every derived file shares: a magic
-//! string, a checksum and the library fingerprint it was built from.
+//! library): both are rebuilt or extended when next needed, so neither is an
+//! error, but the user is told. `inspect` only reads the parts every
+//! derived file shares: a magic string, a checksum and the library
+//! fingerprint it was built from.
+//!
+//! It also owns the one load-or-build rule every derived file follows
+//! ([`DerivedFile`], [`refresh`]): current files are used, a file built for
+//! a prefix of the library (papers appended since) is extended, anything
+//! else is rebuilt; writes are atomic (temp file, fsync, rename).
 
 use std::fs;
 use std::path::Path;
 
+use super::Library;
 use super::codec::{Reader, unseal};
 use super::manifest::read_checked_json;
+use crate::error::Result;
 
 /// A derived file that will be rebuilt, and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,4 +97,97 @@ fn sealed_state(b: &[u8], magic: &[u8], fingerprint: &str) -> Option<String> {
         return Some("stale (built for another state of the library)".into());
     }
     None
+}
+
+/// What a derived file says it was built for: the library fingerprint and
+/// the number of papers (rows) it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    pub fingerprint: String,
+    pub rows: usize,
+}
+
+/// How [`refresh`] brought a derived file up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// The file on disk was current.
+    Current,
+    /// The file covered the library's first `from` papers and was extended
+    /// with the rest (cost in proportion to the papers added).
+    Extended { from: usize },
+    /// Built from the whole library (missing, damaged, or built for a state
+    /// that is not a prefix of this one: a paper edited or removed).
+    Rebuilt,
+}
+
+/// Who refreshes: the writer (holds the library lock; a failed save is an
+/// error) or a reader (works in memory; saving is best effort, so a
+/// read-only library still answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Writer,
+    Reader,
+}
+
+/// A file in `derived/` computed from the library's papers in order: the
+/// matrix, the HNSW graph, the lexical index. Each knows how to read its
+/// header, load itself (every check: magic, version, fingerprint, rows,
+/// checksum), build from scratch, extend a prefix and write itself
+/// atomically; [`refresh`] owns the decision between them, for all.
+pub trait DerivedFile: Sized {
+    /// File name in `derived/`.
+    const FILE: &'static str;
+    /// What building needs beside the library (the graph: the matrix and
+    /// the HNSW parameters).
+    type Input<'a>: Copy;
+    /// The header's fingerprint and rows, without checking the rest.
+    fn peek(path: &Path) -> Option<Built>;
+    /// The file when it is valid and built for exactly `built`.
+    fn load(path: &Path, built: &Built, lib: &Library, input: Self::Input<'_>) -> Option<Self>;
+    fn build(lib: &Library, input: Self::Input<'_>) -> Result<Self>;
+    /// `self` covers the library's first `from` papers: add the others.
+    fn extend(self, from: usize, lib: &Library, input: Self::Input<'_>) -> Result<Self>;
+    /// Writes the whole file atomically.
+    fn save(&self, path: &Path, fingerprint: &str) -> Result<()>;
+    /// Writes the file after `extend` from `from` rows; by default the whole
+    /// file (the matrix appends to a copy instead).
+    fn save_extended(&self, path: &Path, fingerprint: &str, from: usize) -> Result<()> {
+        let _ = from;
+        self.save(path, fingerprint)
+    }
+}
+
+/// The derived file `D` for the library's current state: loaded when
+/// current, extended when it covers a prefix of the library, else built;
+/// saved (see [`Access`]) unless it was current.
+pub fn refresh<D: DerivedFile>(
+    lib: &Library,
+    input: D::Input<'_>,
+    access: Access,
+) -> Result<(D, Refresh)> {
+    let path = lib.derived_dir().join(D::FILE);
+    let fingerprint = lib.fingerprint();
+    let want = Built {
+        fingerprint: fingerprint.clone(),
+        rows: lib.len(),
+    };
+    if let Some(d) = D::load(&path, &want, lib, input) {
+        return Ok((d, Refresh::Current));
+    }
+    let prefix = D::peek(&path).filter(|b| {
+        b.rows > 0 && b.rows < lib.len() && lib.prefix_fingerprint(b.rows) == b.fingerprint
+    });
+    let old = prefix.and_then(|b| Some((D::load(&path, &b, lib, input)?, b.rows)));
+    let (d, how) = match old {
+        Some((old, from)) => (old.extend(from, lib, input)?, Refresh::Extended { from }),
+        None => (D::build(lib, input)?, Refresh::Rebuilt),
+    };
+    let saved = match how {
+        Refresh::Extended { from } => d.save_extended(&path, &fingerprint, from),
+        _ => d.save(&path, &fingerprint),
+    };
+    match saved {
+        Err(e) if access == Access::Writer => Err(e),
+        _ => Ok((d, how)),
+    }
 }

@@ -658,12 +658,21 @@ impl Library {
     }
 
     fn compute_fingerprint(&self) -> String {
+        self.prefix_fingerprint(self.papers.len())
+    }
+
+    /// The fingerprint this library had when it held only its first `rows`
+    /// papers (in today's order, with today's text). A derived file built
+    /// for that fingerprint covers a prefix of the library and can be
+    /// extended with the rest instead of rebuilt (papers are appended in
+    /// order; an edited or removed paper changes every later prefix).
+    pub fn prefix_fingerprint(&self, rows: usize) -> String {
         // XXH3-128 (not a cryptographic hash: derived files are caches, and
         // this runs on every query command over all the library's text).
         let model = self.manifest.model.as_ref().map_or("", |m| m.id.as_str());
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(model.as_bytes());
-        for p in &self.papers {
+        for p in &self.papers[..rows.min(self.papers.len())] {
             h.update(p.id.as_bytes());
             h.update(&[0]);
             h.update(p.title.as_bytes());

@@ -958,9 +958,9 @@ pub fn add_matches(
             Error::Model("the embedder was asked for twice".into())
         })?))
     };
-    let (e, built) = crate::pipeline::embed_and_index(&mut w, opts, &mut factory)?;
+    let (e, index) = crate::pipeline::embed_and_index(&mut w, opts, &mut factory)?;
     report.embed = e;
-    report.index_built = built;
+    report.index = index;
     Ok(report)
 }
 
