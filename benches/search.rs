@@ -6,7 +6,11 @@
 //! search dump LIBRARY OUT.f32            write a library's matrix (raw f32)
 //! search run --dim D --base B.f32 --queries Q.f32 --truth T.u32 \
 //!            [--k 10] [--efs 16,32,64,96,128,200] [--graph-cache G]
+//! search recall LIBRARY QUERIES.jsonl [--efs 64,96,128]
 //! ```
+//! `recall` (for `scripts/bench-incremental`) embeds the JSON-lines papers
+//! with the hashing embedder and prints one JSON object: recall@10 of the
+//! library's persisted graph at each ef against exact search.
 //! `run` prints one JSON object: build seconds, graph bytes, load seconds,
 //! and for exact search and each ef: queries per second on one thread and
 //! recall@k against the truth file (k u32 row ids per query).
@@ -37,6 +41,7 @@ fn main() {
             println!("{{\"rows\": {}, \"dim\": {}}}", m.rows(), m.dim);
         }
         Some("run") => run(&args[1..]),
+        Some("recall") => library_recall(&args[1..]),
         _ => {
             eprintln!(
                 "usage: search dump LIB OUT.f32 | search run --dim D --base B --queries Q --truth T"
@@ -44,6 +49,74 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+fn library_recall(args: &[String]) {
+    use papermap::embed::{Embedder, HashEmbedder};
+    let lib = papermap::store::Library::open_without_vectors(Path::new(&args[0])).expect("library");
+    let m = Matrix::load_current(&lib).expect("a current derived matrix");
+    let params = HnswParams::default();
+    let g = Graph::load(
+        &lib.derived_dir().join(papermap::index::GRAPH_FILE),
+        &lib.fingerprint(),
+        &params,
+        m.rows(),
+    )
+    .expect("a current graph");
+    let efs: Vec<usize> = arg(args, "--efs")
+        .unwrap_or("64,96,128")
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let texts: Vec<String> = std::fs::read_to_string(&args[1])
+        .expect("queries")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            let p = papermap::paper::Paper {
+                title: v["title"].as_str().unwrap_or("").into(),
+                abs: v["abstract"].as_str().unwrap_or("").into(),
+                ..Default::default()
+            };
+            p.embed_text()
+        })
+        .collect();
+    let mut e = HashEmbedder::new(m.dim);
+    let qs: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| e.embed(&[t.as_str()]).expect("embeds").remove(0))
+        .collect();
+    let truth: Vec<Vec<usize>> = qs
+        .iter()
+        .map(|q| {
+            exact_search(&m, q, 10, &|_| true)
+                .iter()
+                .map(|h| h.row)
+                .collect()
+        })
+        .collect();
+    let rows: Vec<String> = efs
+        .iter()
+        .map(|&ef| {
+            let hit: usize = qs
+                .iter()
+                .zip(&truth)
+                .map(|(q, t)| {
+                    g.search(&m, q, 10, ef)
+                        .iter()
+                        .filter(|h| t.contains(&h.row))
+                        .count()
+                })
+                .sum();
+            format!("\"{ef}\": {:.4}", hit as f64 / (10 * qs.len()) as f64)
+        })
+        .collect();
+    println!(
+        "{{\"rows\": {}, \"queries\": {}, \"recall\": {{{}}}}}",
+        m.rows(),
+        qs.len(),
+        rows.join(", ")
+    );
 }
 
 fn run(args: &[String]) {

@@ -681,6 +681,8 @@ pub struct DerivedReport {
     /// Papers in the library (rows of every file).
     pub rows: usize,
     pub seconds: f64,
+    /// Seconds spent on the matrix, the graph and the lexical index.
+    pub split: [f64; 3],
 }
 
 impl DerivedReport {
@@ -709,8 +711,9 @@ impl DerivedReport {
         if self.rebuilt() {
             format!("index rebuilt in {:.1} s", self.seconds)
         } else if let Some(from) = from {
+            let [m, g, l] = self.split;
             format!(
-                "index extended from {from} to {} papers in {:.1} s",
+                "index extended from {from} to {} papers in {:.1} s (matrix {m:.1}, graph {g:.1}, lexical {l:.1})",
                 self.rows, self.seconds
             )
         } else {
@@ -731,11 +734,14 @@ pub fn refresh_derived(lib: &Library, opts: &SearchOptions) -> Result<DerivedRep
     };
     let (m, how) = refresh::<Matrix>(lib, (), Access::Writer)?;
     report.matrix = Some(how);
+    report.split[0] = t.elapsed().as_secs_f64();
     if m.rows() >= opts.hnsw_threshold.max(1) {
         report.graph = Some(refresh::<Graph>(lib, (&m, &opts.hnsw), Access::Writer)?.1);
     }
     drop(m);
+    report.split[1] = t.elapsed().as_secs_f64() - report.split[0];
     report.lexical = Some(refresh::<crate::lexical::Bm25>(lib, (), Access::Writer)?.1);
+    report.split[2] = t.elapsed().as_secs_f64() - report.split[0] - report.split[1];
     report.seconds = t.elapsed().as_secs_f64();
     Ok(report)
 }
