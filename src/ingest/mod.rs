@@ -23,7 +23,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::paper::{Paper, derived_id};
-use crate::store::{Added, Writer};
+use crate::store::{Added, Mode, Writer};
 
 pub use self::csv::ColumnMap;
 
@@ -444,8 +444,8 @@ pub fn check_inputs(paths: &[PathBuf]) -> Result<()> {
 /// Reads `paths` into the library. Returns one report per file: a file that
 /// cannot be read gets its `error` and the next file is read; only a failure
 /// of the library itself (a full disk) stops everything.
-pub fn ingest(
-    writer: &mut Writer,
+pub fn ingest<M: Mode>(
+    writer: &mut Writer<M>,
     paths: &[PathBuf],
     opts: &IngestOptions,
 ) -> Result<Vec<FileReport>> {
@@ -487,7 +487,10 @@ pub fn ingest(
 /// only merged into, keeps that file as its source and is never removed
 /// here. Zotero databases do this themselves (`ingest_zotero`).
 /// Returns whether anything was removed.
-fn remove_left_entries(writer: &mut Writer, reports: &mut [FileReport]) -> Result<bool> {
+fn remove_left_entries<M: Mode>(
+    writer: &mut Writer<M>,
+    reports: &mut [FileReport],
+) -> Result<bool> {
     let held: HashSet<String> = reports.iter().flat_map(|r| r.ids.iter().cloned()).collect();
     let mut any = false;
     for r in reports.iter_mut() {
@@ -526,8 +529,8 @@ fn is_zotero(path: &Path, opts: &IngestOptions) -> bool {
 /// The outer error is the library's (fatal), the inner one the file's.
 type FileOutcome = Result<Result<()>>;
 
-fn ingest_file(
-    writer: &mut Writer,
+fn ingest_file<M: Mode>(
+    writer: &mut Writer<M>,
     path: &Path,
     opts: &IngestOptions,
     report: &mut FileReport,
@@ -649,8 +652,8 @@ fn count(report: &mut FileReport, added: Result<Added>, no_abs: bool) -> Result<
 /// A Zotero database: every regular item stored under its item key
 /// (re-adding replaces what changed), then the papers deleted in Zotero
 /// since the last add are reported.
-fn ingest_zotero(
-    writer: &mut Writer,
+fn ingest_zotero<M: Mode>(
+    writer: &mut Writer<M>,
     path: &Path,
     opts: &IngestOptions,
     report: &mut FileReport,

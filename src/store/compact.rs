@@ -24,7 +24,7 @@
 use std::fs::{self, File};
 
 use super::log::{self, Appender};
-use super::{Library, MANIFEST, PAPERS_MAGIC, next_log_name};
+use super::{Library, MANIFEST, Mode, PAPERS_MAGIC, next_log_name};
 use crate::error::{Error, IoContext, Result};
 
 /// What a compaction did.
@@ -50,20 +50,20 @@ impl Compacted {
 }
 
 /// Records in the papers log that no longer count (see the module header).
-pub(crate) fn dead_records(lib: &Library) -> u64 {
+pub(crate) fn dead_records<M: Mode>(lib: &Library<M>) -> u64 {
     lib.manifest.papers.records.saturating_sub(lib.len() as u64)
 }
 
 /// Whether a writer should compact on open: dead records are more than half
 /// of the log.
-pub(crate) fn worth_it(lib: &Library) -> bool {
+pub(crate) fn worth_it<M: Mode>(lib: &Library<M>) -> bool {
     let dead = dead_records(lib);
     dead > 0 && dead * 2 > lib.manifest.papers.records
 }
 
 /// Rewrites the papers log with live records only and commits the switch.
 /// The caller holds the writer lock and has nothing uncommitted.
-pub(crate) fn compact_papers(lib: &mut Library) -> Result<Compacted> {
+pub(crate) fn compact_papers<M: Mode>(lib: &mut Library<M>) -> Result<Compacted> {
     let old = lib.manifest.papers.file.clone();
     let old_path = lib.root.join(&old);
     let next = next_log_name("papers", &old);
@@ -272,12 +272,12 @@ mod tests {
             &|_| true,
         )
         .unwrap_err();
-        assert!(Library::log_switched(dir.path(), &e), "{e}");
+        assert!(crate::store::log_switched(dir.path(), &e), "{e}");
         let damage = Error::Corrupt {
             path: dir.path().join("papers-2.log"),
             reason: "checksum".into(),
         };
-        assert!(!Library::log_switched(dir.path(), &damage));
+        assert!(!crate::store::log_switched(dir.path(), &damage));
         assert_eq!(ids(&Library::open(dir.path()).unwrap()), vec!["p2"]);
     }
 

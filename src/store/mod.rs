@@ -209,9 +209,53 @@ pub enum Added {
     Updated(String),
 }
 
-/// An opened library: papers, cached vectors and the state it was read at.
+/// Whether `e` came from reading a papers log the manifest no longer names.
+pub(crate) fn log_switched(root: &Path, e: &Error) -> bool {
+    let Error::Corrupt { path, .. } = e else {
+        return false;
+    };
+    let Ok(Some(now)) = Manifest::read(root, &root.join(MANIFEST)) else {
+        return false;
+    };
+    path.file_name()
+        .is_some_and(|f| f.to_string_lossy() != now.papers.file && !path.exists())
+}
+
+/// What an opened library holds in memory. A type, not a flag: a lean
+/// library has no `papers()` to call by mistake.
+pub trait Mode: private::Sealed + std::fmt::Debug + 'static {
+    /// Whether paper records stay on disk (read back on demand).
+    const LEAN: bool;
+}
+
+/// Every paper in memory: queries, embedding, reports, removal.
 #[derive(Debug)]
-pub struct Library {
+pub struct Full;
+
+/// Ingest only: ids, years, log offsets, source files and hashed identity
+/// keys in memory (bounded by the number of papers, not their text); a
+/// stored record is read back from the log only to merge a duplicate.
+#[derive(Debug)]
+pub struct Lean;
+
+impl Mode for Full {
+    const LEAN: bool = false;
+}
+impl Mode for Lean {
+    const LEAN: bool = true;
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for super::Full {}
+    impl Sealed for super::Lean {}
+}
+
+/// An opened library: papers, cached vectors and the state it was read at.
+/// `Library` is `Library<Full>`; `Writer::open_for_ingest` holds a
+/// `Library<Lean>`.
+#[derive(Debug)]
+pub struct Library<M: Mode = Full> {
     root: PathBuf,
     manifest: Manifest,
     papers: Vec<Paper>,
@@ -222,11 +266,11 @@ pub struct Library {
     /// Each paper's source file (its `source` without `:line` or `#KEY`),
     /// hashed: which papers a re-read file or database still holds.
     sources: Vec<u64>,
-    /// Ingest-only mode: `papers` stays empty (ids, years, offsets and
-    /// hashed identity keys are all that is held), full records are read
-    /// back from the log on demand, and vectors are not loaded: memory does
-    /// not grow with the text of the library.
-    lean: bool,
+    /// `Lean`: `papers` stays empty (ids, years, offsets and hashed
+    /// identity keys are all that is held), full records are read back from
+    /// the log on demand, and vectors are not loaded: memory does not grow
+    /// with the text of the library.
+    mode: std::marker::PhantomData<M>,
     by_id: HashMap<String, usize>,
     /// Identity keys (see `Paper::identity_keys`) hashed to 64 bits: three
     /// keys per paper stay small however long the titles are.
@@ -250,12 +294,16 @@ pub struct Library {
 }
 
 impl Library {
+    /// Derived files that are damaged or stale (rebuilt when next needed).
+    pub fn derived_problems(&self) -> Vec<derived::DerivedProblem> {
+        derived::inspect(&self.derived_dir(), &self.fingerprint())
+    }
     /// Opens a library for reading. A path that is not a directory holding
     /// a manifest is an error (`NoLibrary`), and so is a manifest missing
     /// beside its logs (`check --repair` rebuilds it).
     pub fn open(root: &Path) -> Result<Library> {
         require_library(root)?;
-        let mut lib = Self::open_mode(root, false)?;
+        let mut lib = Self::open_mode(root)?;
         lib.load_vectors()?;
         Ok(lib)
     }
@@ -267,35 +315,63 @@ impl Library {
     /// `vector` finds nothing.
     pub fn open_without_vectors(root: &Path) -> Result<Library> {
         require_library(root)?;
-        Self::open_mode(root, false)
+        Self::open_mode(root)
     }
 
+    pub fn papers(&self) -> &[Paper] {
+        &self.papers
+    }
+
+    /// A fingerprint of what derived files depend on: the paper order and
+    /// each paper's embedded text under the current model.
+    pub fn fingerprint(&self) -> String {
+        self.fingerprint
+            .get_or_init(|| self.compute_fingerprint())
+            .clone()
+    }
+
+    fn compute_fingerprint(&self) -> String {
+        self.prefix_fingerprint(self.papers.len())
+    }
+
+    /// The fingerprint this library had when it held only its first `rows`
+    /// papers (in today's order, with today's text). A derived file built
+    /// for that fingerprint covers a prefix of the library and can be
+    /// extended with the rest instead of rebuilt (papers are appended in
+    /// order; an edited or removed paper changes every later prefix).
+    pub fn prefix_fingerprint(&self, rows: usize) -> String {
+        // XXH3-128 (not a cryptographic hash: derived files are caches, and
+        // this runs on every query command over all the library's text).
+        let model = self.manifest.model.as_ref().map_or("", |m| m.id.as_str());
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(model.as_bytes());
+        for p in &self.papers[..rows.min(self.papers.len())] {
+            h.update(p.id.as_bytes());
+            h.update(&[0]);
+            h.update(p.title.as_bytes());
+            h.update(&[1]);
+            h.update(p.abs.as_bytes());
+            h.update(&[0]);
+        }
+        format!("x{:032x}", h.digest128())
+    }
+}
+
+impl<M: Mode> Library<M> {
     /// Opens at the manifest's state. A compaction switches the papers log
     /// and removes the old one: a reader that read the old manifest just
     /// before finds its log gone, and reads again from the new manifest.
-    fn open_mode(root: &Path, lean: bool) -> Result<Library> {
+    fn open_mode(root: &Path) -> Result<Library<M>> {
         let mut tries = 0;
         loop {
-            match Self::open_once(root, lean) {
-                Err(e) if tries < 3 && Self::log_switched(root, &e) => tries += 1,
+            match Self::open_once(root) {
+                Err(e) if tries < 3 && log_switched(root, &e) => tries += 1,
                 r => return r,
             }
         }
     }
 
-    /// Whether `e` came from reading a papers log the manifest no longer names.
-    fn log_switched(root: &Path, e: &Error) -> bool {
-        let Error::Corrupt { path, .. } = e else {
-            return false;
-        };
-        let Ok(Some(now)) = Manifest::read(root, &root.join(MANIFEST)) else {
-            return false;
-        };
-        path.file_name()
-            .is_some_and(|f| f.to_string_lossy() != now.papers.file && !path.exists())
-    }
-
-    fn open_once(root: &Path, lean: bool) -> Result<Library> {
+    fn open_once(root: &Path) -> Result<Library<M>> {
         let manifest = Manifest::read(root, &root.join(MANIFEST))?.unwrap_or_else(|| {
             let mut m = Manifest::new();
             m.papers.file = "papers-1.log".into();
@@ -303,7 +379,7 @@ impl Library {
             m
         });
         let by_identity = std::sync::OnceLock::new();
-        if lean {
+        if M::LEAN {
             let _ = by_identity.set(HashMap::new());
         }
         let mut lib = Library {
@@ -314,7 +390,7 @@ impl Library {
             offsets: Vec::new(),
             years: Vec::new(),
             sources: Vec::new(),
-            lean,
+            mode: std::marker::PhantomData,
             by_id: HashMap::new(),
             by_identity,
             vec_rows: HashMap::new(),
@@ -404,7 +480,7 @@ impl Library {
         keep(&mut self.offsets, &is_dead);
         keep(&mut self.years, &is_dead);
         keep(&mut self.sources, &is_dead);
-        if !self.lean {
+        if !M::LEAN {
             keep(&mut self.papers, &is_dead);
         }
         for row in self.by_id.values_mut() {
@@ -503,7 +579,7 @@ impl Library {
                 self.offsets[i] = offset;
                 self.years[i] = paper.year;
                 self.sources[i] = key_hash(source_file(&paper.source));
-                if !self.lean {
+                if !M::LEAN {
                     self.papers[i] = paper;
                 }
                 i
@@ -514,7 +590,7 @@ impl Library {
                 self.offsets.push(offset);
                 self.years.push(paper.year);
                 self.sources.push(key_hash(source_file(&paper.source)));
-                if !self.lean {
+                if !M::LEAN {
                     self.papers.push(paper);
                 }
                 i
@@ -541,14 +617,6 @@ impl Library {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
-    }
-
-    pub fn papers(&self) -> &[Paper] {
-        debug_assert!(
-            !self.lean,
-            "papers() of a lean (ingest-only) library holds stubs"
-        );
-        &self.papers
     }
 
     pub fn len(&self) -> usize {
@@ -643,45 +711,6 @@ impl Library {
         }
         out
     }
-
-    /// Derived files that are damaged or stale (rebuilt when next needed).
-    pub fn derived_problems(&self) -> Vec<derived::DerivedProblem> {
-        derived::inspect(&self.derived_dir(), &self.fingerprint())
-    }
-
-    /// A fingerprint of what derived files depend on: the paper order and
-    /// each paper's embedded text under the current model.
-    pub fn fingerprint(&self) -> String {
-        self.fingerprint
-            .get_or_init(|| self.compute_fingerprint())
-            .clone()
-    }
-
-    fn compute_fingerprint(&self) -> String {
-        self.prefix_fingerprint(self.papers.len())
-    }
-
-    /// The fingerprint this library had when it held only its first `rows`
-    /// papers (in today's order, with today's text). A derived file built
-    /// for that fingerprint covers a prefix of the library and can be
-    /// extended with the rest instead of rebuilt (papers are appended in
-    /// order; an edited or removed paper changes every later prefix).
-    pub fn prefix_fingerprint(&self, rows: usize) -> String {
-        // XXH3-128 (not a cryptographic hash: derived files are caches, and
-        // this runs on every query command over all the library's text).
-        let model = self.manifest.model.as_ref().map_or("", |m| m.id.as_str());
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(model.as_bytes());
-        for p in &self.papers[..rows.min(self.papers.len())] {
-            h.update(p.id.as_bytes());
-            h.update(&[0]);
-            h.update(p.title.as_bytes());
-            h.update(&[1]);
-            h.update(p.abs.as_bytes());
-            h.update(&[0]);
-        }
-        format!("x{:032x}", h.digest128())
-    }
 }
 
 /// Options for opening a library for writing.
@@ -701,8 +730,8 @@ impl Default for WriteOptions {
 
 /// A library opened for writing: holds the lock and the log appenders.
 /// Changes become visible, atomically, at `commit`.
-pub struct Writer {
-    lib: Library,
+pub struct Writer<M: Mode = Full> {
+    lib: Library<M>,
     papers_log: Appender,
     vectors_log: Appender,
     pending_papers: u64,
@@ -712,26 +741,29 @@ pub struct Writer {
     _lock: LockFile,
 }
 
-impl std::ops::Deref for Writer {
-    type Target = Library;
-    fn deref(&self) -> &Library {
+impl<M: Mode> std::ops::Deref for Writer<M> {
+    type Target = Library<M>;
+    fn deref(&self) -> &Library<M> {
         &self.lib
     }
 }
 
 impl Writer {
     pub fn open(root: &Path, opts: &WriteOptions) -> Result<Writer> {
-        Self::open_mode(root, opts, false)
+        Self::open_mode(root, opts)
     }
+}
 
+impl Writer<Lean> {
     /// A writer for ingest only: keeps ids, years and identity keys in memory
     /// and reads a stored record back from disk only to merge a duplicate.
-    /// Its `papers()` must not be used.
-    pub fn open_for_ingest(root: &Path, opts: &WriteOptions) -> Result<Writer> {
-        Self::open_mode(root, opts, true)
+    pub fn open_for_ingest(root: &Path, opts: &WriteOptions) -> Result<Writer<Lean>> {
+        Self::open_mode(root, opts)
     }
+}
 
-    fn open_mode(root: &Path, opts: &WriteOptions, lean: bool) -> Result<Writer> {
+impl<M: Mode> Writer<M> {
+    fn open_mode(root: &Path, opts: &WriteOptions) -> Result<Writer<M>> {
         fs::create_dir_all(root).at(root)?;
         let lock = LockFile::acquire(root, opts.lock_wait)?;
         let removed = repair::remove_stale_temp_files(root);
@@ -748,7 +780,7 @@ impl Writer {
             m.vectors.file = "vectors-1.log".into();
             m.write(&root.join(MANIFEST))?;
         }
-        let mut lib = Library::open_mode(root, lean)?;
+        let mut lib = Library::<M>::open_mode(root)?;
         if !removed.is_empty() {
             lib.warnings.push(format!(
                 "removed {} temp file(s) left by a papermap process that is gone: {}",
@@ -760,7 +792,7 @@ impl Writer {
                     .join(", ")
             ));
         }
-        if !lean {
+        if !M::LEAN {
             lib.load_vectors()?;
         }
         if lib.vectors_damaged {
@@ -792,7 +824,7 @@ impl Writer {
         })
     }
 
-    pub fn library(&self) -> &Library {
+    pub fn library(&self) -> &Library<M> {
         &self.lib
     }
 
@@ -902,7 +934,7 @@ impl Writer {
 
     /// The full stored record of paper `i` (read back from the log in lean mode).
     fn stored(&mut self, i: usize) -> Result<Paper> {
-        if !self.lib.lean {
+        if !M::LEAN {
             return Ok(self.lib.papers[i].clone());
         }
         self.papers_log.flush()?;
@@ -996,7 +1028,7 @@ impl Writer {
 
 /// Rewrites the vector log from its intact records into a new file and
 /// commits the switch; the damaged records' papers get embedded again.
-fn compact_vectors(lib: &mut Library) -> Result<()> {
+fn compact_vectors<M: Mode>(lib: &mut Library<M>) -> Result<()> {
     let old = lib.manifest.vectors.file.clone();
     let next = next_log_name("vectors", &old);
     let path = lib.root.join(&next);

@@ -290,7 +290,7 @@ pub fn repair(root: &Path, opts: &RepairOptions) -> Result<RepairReport> {
         }
     }
     // Reclaim dead records (the lock is held; everything is committed).
-    let mut lib = super::Library::open_mode(root, true)?;
+    let mut lib = super::Library::<super::Lean>::open_mode(root)?;
     if super::compact::dead_records(&lib) > 0 {
         report.compacted = Some(super::compact::compact_papers(&mut lib)?);
     }
