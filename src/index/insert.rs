@@ -6,19 +6,22 @@
 //! (`floor(-ln U / ln M)`, U from a hash of the row number, so the same
 //! rows always get the same levels); a greedy walk from the entry point
 //! descends to that level; on each layer from there down, a beam of
-//! `ef_construction` over the exact f32 vectors gives the candidates, and
+//! `ef_construction` gives the candidates, and
 //! the row keeps those `refine::select` keeps (the heuristic of the build,
 //! slots it leaves free filled with the nearest dropped candidates: 2M
 //! links on layer 0, M above). Each new neighbour links back; a list that
 //! is full is cut back by the same selection over its links plus the new
 //! row, as hnswlib's `repairConnectionsForUpdate` does and as the build's
 //! second refinement pass leaves every list. A row above the top layer
-//! becomes the entry point.
+//! becomes the entry point. The walks compare the graph's 8-bit row codes
+//! (new rows encoded with the existing scales), as searches do; the
+//! selection compares exact vectors.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::graph::{Cand, Graph, Layer, NONE};
+use super::quant::{Codes, dot_i8_fn};
 use super::refine::select;
 use super::slab::Slab;
 use super::{Matrix, dot_fn};
@@ -84,12 +87,25 @@ impl Graph {
             marks: vec![0; n],
             epoch: 0,
         };
+        // The walks compare 8-bit codes, as searches do (a quarter of the
+        // memory traffic of the f32 rows); the neighbour selection uses the
+        // exact vectors. The codes are moved out while the lists change.
+        let codes = std::mem::replace(
+            &mut self.codes,
+            Codes {
+                dim: 0,
+                scales: Vec::new(),
+                codes: Slab::Owned(Vec::new()),
+            },
+        );
+        let coded = (codes.dim == m.dim && codes.rows() == n).then_some(&codes);
         for row in from..n {
-            self.insert_one(m, row, &mut marks);
+            self.insert_one(m, coded, row, &mut marks);
         }
+        self.codes = codes;
     }
 
-    fn insert_one(&mut self, m: &Matrix, row: usize, marks: &mut Marks) {
+    fn insert_one(&mut self, m: &Matrix, codes: Option<&Codes>, row: usize, marks: &mut Marks) {
         let level = level_of(row, self.m);
         let top = self.upper.len();
         let stride = self.stride as usize;
@@ -111,8 +127,13 @@ impl Graph {
             return;
         }
         let dot = dot_fn();
+        let doti = dot_i8_fn();
         let q = m.row(row);
-        let dist = |v: u32| 1.0 - dot(m.row(v as usize), q);
+        let qc = codes.map(|c| c.prepare(q));
+        let dist = |v: u32| match (codes, &qc) {
+            (Some(c), Some(qc)) => 1.0 - c.dot(v as usize, qc, doti),
+            _ => 1.0 - dot(m.row(v as usize), q),
+        };
         let mut ep = Cand {
             dist: dist(self.entry),
             node: self.entry,
