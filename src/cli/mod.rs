@@ -104,9 +104,11 @@ pub fn run(cli: Cli) -> Result<()> {
             let (lib, topics) = topics(&cfg, t.k, t.seed)?;
             let report = match &t.action {
                 None => topics,
-                Some(TopicAction::Rename { id, name }) => pipeline::rename_topic(&lib, *id, name)?,
+                Some(TopicAction::Rename { id, name }) => {
+                    pipeline::rename_topic(&lib, *id, name, cfg.write.lock_wait)?
+                }
                 Some(TopicAction::Merge { into, others }) => {
-                    pipeline::merge_topics(&lib, *into, others)?
+                    pipeline::merge_topics(&lib, *into, others, cfg.write.lock_wait)?
                 }
                 Some(TopicAction::Pin { k }) => {
                     let k = match k.as_str() {
@@ -115,7 +117,7 @@ pub fn run(cli: Cli) -> Result<()> {
                             anyhow::anyhow!("pin takes a number of topics or 'auto', not '{n}'")
                         })?),
                     };
-                    pipeline::pin_k(&lib, k)?
+                    pipeline::pin_k(&lib, k, cfg.write.lock_wait)?
                 }
             };
             if t.json {
@@ -171,6 +173,8 @@ fn topics(cfg: &Config, k: Option<usize>, seed: u64) -> Result<(Library, TopicRe
         &TopicOptions {
             k,
             seed,
+            // The topic state is written like the library: wait for a writer.
+            state_lock_wait: Some(cfg.write.lock_wait),
             ..Default::default()
         },
     )?;
@@ -413,15 +417,11 @@ fn print_topics(r: &TopicReport) -> Result<()> {
     }
     for t in &r.topics {
         s.push_str(&format!(
-            "[{:>2}] {}  ({} papers, {:?}{})\n",
+            "[{:>2}] {}  ({} papers{})\n",
             t.id,
             t.name,
             t.size,
-            t.change,
-            t.trend
-                .as_deref()
-                .map(|x| format!(", {x}"))
-                .unwrap_or_default()
+            report::status_note(t.change, t.trend.as_deref(), ", ", "")
         ));
         s.push_str(&format!("     keywords: {}\n", t.keywords.join(", ")));
         for m in t.representatives.iter().take(3) {
