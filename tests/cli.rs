@@ -1210,6 +1210,18 @@ fn the_first_topics_run_labels_no_topic_as_new() {
     assert!(!md.contains("New"), "{md}");
     // The same library again: still nothing to report.
     assert_eq!(ok(&papermap(&lib, &["topics", "--json"])), first);
+    // Pinning k on a new library is its first run too (no hidden run first).
+    let lib2 = dir.path().join("lib2");
+    add_mini(&lib2);
+    let text = ok(&papermap(&lib2, &["topics", "pin", "3"]));
+    for label in ["New", "Kept", "Merged", "Split", "Grown", "Shrunk"] {
+        assert!(!text.contains(label), "{text}");
+    }
+    let pinned = ok(&papermap(&lib2, &["topics", "--json"]));
+    let r: serde_json::Value = serde_json::from_str(&pinned).unwrap();
+    let topics = r["topics"].as_array().unwrap();
+    assert_eq!(topics.len(), 3);
+    assert!(topics.iter().all(|t| t.get("change").is_none()), "{pinned}");
 }
 
 /// Issue 18: `topics-state.json` is written under the library's writer

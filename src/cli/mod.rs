@@ -101,23 +101,17 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Related(r) => related(&cfg, &r),
         Command::Topics(t) => {
-            let (lib, topics) = topics(&cfg, t.k, t.seed)?;
             let report = match &t.action {
-                None => topics,
-                Some(TopicAction::Rename { id, name }) => {
-                    pipeline::rename_topic(&lib, *id, name, cfg.write.lock_wait)?
-                }
-                Some(TopicAction::Merge { into, others }) => {
-                    pipeline::merge_topics(&lib, *into, others, cfg.write.lock_wait)?
-                }
-                Some(TopicAction::Pin { k }) => {
-                    let k = match k.as_str() {
-                        "auto" => None,
-                        n => Some(n.parse().map_err(|_| {
-                            anyhow::anyhow!("pin takes a number of topics or 'auto', not '{n}'")
-                        })?),
-                    };
-                    pipeline::pin_k(&lib, k, cfg.write.lock_wait)?
+                None => topics(&cfg, t.k, t.seed)?.1,
+                Some(action) => {
+                    // No run of its own first: on a new library it would be
+                    // stored, and the action's run would report changes
+                    // against a run the user never saw.
+                    let lib = app::open_embedded(&cfg.library)?;
+                    for w in &lib.warnings {
+                        eprintln!("papermap: warning: {w}");
+                    }
+                    topic_action(&cfg, &lib, action)?
                 }
             };
             if t.json {
@@ -163,6 +157,27 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Show(s) => show(&cfg, &s),
         Command::Match(m) => match_command(&cfg, &m),
     }
+}
+
+/// `topics rename | merge | pin` on the library's stored main run.
+fn topic_action(cfg: &Config, lib: &Library, action: &TopicAction) -> Result<TopicReport> {
+    Ok(match action {
+        TopicAction::Rename { id, name } => {
+            pipeline::rename_topic(lib, *id, name, cfg.write.lock_wait)?
+        }
+        TopicAction::Merge { into, others } => {
+            pipeline::merge_topics(lib, *into, others, cfg.write.lock_wait)?
+        }
+        TopicAction::Pin { k } => {
+            let k = match k.as_str() {
+                "auto" => None,
+                n => Some(n.parse().map_err(|_| {
+                    anyhow::anyhow!("pin takes a number of topics or 'auto', not '{n}'")
+                })?),
+            };
+            pipeline::pin_k(lib, k, cfg.write.lock_wait)?
+        }
+    })
 }
 
 /// Topics with the user's k and seed, other options at their defaults, and
