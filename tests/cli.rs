@@ -542,7 +542,7 @@ fn topic_ids_names_and_merges_are_kept_across_runs_and_additions() {
         .iter()
         .find(|t| t["id"] == a)
         .unwrap();
-    assert_eq!(t["change"], "grown");
+    assert_eq!(t["change"], "grown", "{after}");
 }
 
 #[test]
@@ -1251,4 +1251,80 @@ fn related_answers_every_time_while_an_add_embeds_and_indexes() {
         failures.len(),
         failures.first()
     );
+}
+
+/// Issue 18: on the first run there is no stored report to compare with, so
+/// no topic is labelled new (or anything else); later runs compare.
+#[test]
+fn the_first_topics_run_labels_no_topic_as_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    add_mini(&lib);
+    let first = ok(&papermap(&lib, &["topics", "--json"]));
+    let r: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let topics = r["topics"].as_array().unwrap();
+    assert!(!topics.is_empty());
+    assert!(topics.iter().all(|t| t.get("change").is_none()), "{first}");
+    let text = ok(&papermap(&lib, &["topics"]));
+    assert!(!text.contains("New") && !text.contains("Grown"), "{text}");
+    let md = dir.path().join("t.md");
+    ok(&papermap(
+        &lib,
+        &["report", "--format", "md", "--out", md.to_str().unwrap()],
+    ));
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(!md.contains("New"), "{md}");
+    // The same library again: still nothing to report.
+    assert_eq!(ok(&papermap(&lib, &["topics", "--json"])), first);
+    // Pinning k on a new library is its first run too (no hidden run first).
+    let lib2 = dir.path().join("lib2");
+    add_mini(&lib2);
+    let text = ok(&papermap(&lib2, &["topics", "pin", "3"]));
+    for label in ["New", "Kept", "Merged", "Split", "Grown", "Shrunk"] {
+        assert!(!text.contains(label), "{text}");
+    }
+    let pinned = ok(&papermap(&lib2, &["topics", "--json"]));
+    let r: serde_json::Value = serde_json::from_str(&pinned).unwrap();
+    let topics = r["topics"].as_array().unwrap();
+    assert_eq!(topics.len(), 3);
+    assert!(topics.iter().all(|t| t.get("change").is_none()), "{pinned}");
+}
+
+/// Issue 18: `topics-state.json` is written under the library's writer
+/// lock: the CLI waits and then fails naming the writer (nothing written);
+/// an exploratory run writes no state and needs no lock; the library API
+/// with no wait (what `serve` uses) answers and skips the write.
+#[test]
+fn the_topic_state_is_written_under_the_writer_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    add_mini(&lib);
+    let state = lib.join("topics-state.json");
+    let held = papermap::store::LockFile::acquire(&lib, std::time::Duration::from_secs(1)).unwrap();
+    fails_with(
+        &papermap(&lib, &["--lock-wait", "1", "topics"]),
+        "is being written by another papermap process",
+    );
+    assert!(!state.exists());
+    fails_with(
+        &papermap(&lib, &["--lock-wait", "0", "topics", "pin", "3"]),
+        "is being written by another papermap process",
+    );
+    assert!(!state.exists());
+    ok(&papermap(&lib, &["--lock-wait", "0", "topics", "-k", "3"]));
+    assert!(!state.exists());
+    let (_, report) = papermap::app::topics(&lib, &Default::default()).unwrap();
+    assert!(!report.topics.is_empty());
+    assert!(
+        !state.exists(),
+        "written while another process held the lock"
+    );
+    drop(held);
+    let (_, again) = papermap::app::topics(&lib, &Default::default()).unwrap();
+    assert!(state.exists());
+    assert_eq!(
+        serde_json::to_string(&report).unwrap(),
+        serde_json::to_string(&again).unwrap()
+    );
+    ok(&papermap(&lib, &["--lock-wait", "1", "topics", "pin", "3"]));
 }

@@ -101,21 +101,17 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Related(r) => related(&cfg, &r),
         Command::Topics(t) => {
-            let (lib, topics) = topics(&cfg, t.k, t.seed)?;
             let report = match &t.action {
-                None => topics,
-                Some(TopicAction::Rename { id, name }) => pipeline::rename_topic(&lib, *id, name)?,
-                Some(TopicAction::Merge { into, others }) => {
-                    pipeline::merge_topics(&lib, *into, others)?
-                }
-                Some(TopicAction::Pin { k }) => {
-                    let k = match k.as_str() {
-                        "auto" => None,
-                        n => Some(n.parse().map_err(|_| {
-                            anyhow::anyhow!("pin takes a number of topics or 'auto', not '{n}'")
-                        })?),
-                    };
-                    pipeline::pin_k(&lib, k)?
+                None => topics(&cfg, t.k, t.seed)?.1,
+                Some(action) => {
+                    // No run of its own first: on a new library it would be
+                    // stored, and the action's run would report changes
+                    // against a run the user never saw.
+                    let lib = app::open_embedded(&cfg.library)?;
+                    for w in &lib.warnings {
+                        eprintln!("papermap: warning: {w}");
+                    }
+                    topic_action(&cfg, &lib, action)?
                 }
             };
             if t.json {
@@ -163,6 +159,27 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `topics rename | merge | pin` on the library's stored main run.
+fn topic_action(cfg: &Config, lib: &Library, action: &TopicAction) -> Result<TopicReport> {
+    Ok(match action {
+        TopicAction::Rename { id, name } => {
+            pipeline::rename_topic(lib, *id, name, cfg.write.lock_wait)?
+        }
+        TopicAction::Merge { into, others } => {
+            pipeline::merge_topics(lib, *into, others, cfg.write.lock_wait)?
+        }
+        TopicAction::Pin { k } => {
+            let k = match k.as_str() {
+                "auto" => None,
+                n => Some(n.parse().map_err(|_| {
+                    anyhow::anyhow!("pin takes a number of topics or 'auto', not '{n}'")
+                })?),
+            };
+            pipeline::pin_k(lib, k, cfg.write.lock_wait)?
+        }
+    })
+}
+
 /// Topics with the user's k and seed, other options at their defaults, and
 /// the library they were computed on.
 fn topics(cfg: &Config, k: Option<usize>, seed: u64) -> Result<(Library, TopicReport)> {
@@ -171,6 +188,8 @@ fn topics(cfg: &Config, k: Option<usize>, seed: u64) -> Result<(Library, TopicRe
         &TopicOptions {
             k,
             seed,
+            // The topic state is written like the library: wait for a writer.
+            state_lock_wait: Some(cfg.write.lock_wait),
             ..Default::default()
         },
     )?;
@@ -414,15 +433,11 @@ fn print_topics(r: &TopicReport) -> Result<()> {
     }
     for t in &r.topics {
         s.push_str(&format!(
-            "[{:>2}] {}  ({} papers, {:?}{})\n",
+            "[{:>2}] {}  ({} papers{})\n",
             t.id,
             t.name,
             t.size,
-            t.change,
-            t.trend
-                .as_deref()
-                .map(|x| format!(", {x}"))
-                .unwrap_or_default()
+            report::status_note(t.change, t.trend.as_deref(), ", ", "")
         ));
         s.push_str(&format!("     keywords: {}\n", t.keywords.join(", ")));
         for m in t.representatives.iter().take(3) {

@@ -2,11 +2,14 @@
 //! of one field close when they *sound* alike (same genre of abstract); the
 //! words they share say more about the field. So each paper is the
 //! concatenation of
-//! - its embedding, centred on the library mean and re-normalised (the
-//!   common direction all MiniLM abstracts share carries no topic), and
-//! - its TF-IDF vector (the lexical index's weighting), randomly projected
-//!   to `lexical_dims` dimensions (a seeded +-1 projection keeps cosines,
-//!   Johnson-Lindenstrauss) and weighted by `lexical_weight`,
+//! - its embedding (optionally centred on the library mean), unit length, and
+//! - its TF-IDF vector (the lexical index's weighting) reduced to
+//!   `lexical_dims` dimensions by a truncated SVD of the library's TF-IDF
+//!   matrix (latent semantic analysis, `cluster::svd`: words that occur
+//!   together become one direction, so two papers on one field meet even
+//!   when they share few exact words), unit length, weighted by
+//!   `lexical_weight` (a seeded +-1 random projection, which only keeps
+//!   cosines, is the measured alternative),
 //!
 //! the whole row normalised again, so k-means on it is spherical k-means on
 //! a dense+lexical cosine. Then each row is smoothed with its `smooth_k`
@@ -18,35 +21,51 @@
 //! Measured on label-dev at k = 17 in `scripts/bench-topics` (see
 //! ARCHITECTURE.md).
 
+use std::collections::HashMap;
+
 use super::layout::knn_within;
-use super::{KMeansOptions, kmeans};
+use super::{KMeansOptions, kmeans, svd};
 use ndarray::{ArrayView2, Axis};
 
 /// Libraries up to this size get exact neighbours for smoothing.
 pub const EXACT_SMOOTH: usize = 20_000;
 
+/// How the TF-IDF rows are brought down to `lexical_dims` dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lexical {
+    /// A truncated SVD of the TF-IDF matrix (LSA, `cluster::svd`) with this
+    /// many power iterations: the directions that words share most.
+    Svd { power_iters: usize },
+    /// A seeded +-1 random projection (keeps cosines, learns nothing).
+    Projection,
+}
+
 /// Options of the topic space.
 #[derive(Debug, Clone)]
 pub struct FeatureOptions {
     /// Weight of the lexical part relative to the (unit) dense part.
-    /// Default 0.4.
+    /// Default 0.5.
     pub lexical_weight: f32,
-    /// Dimensions of the projected TF-IDF vectors. Default 384.
+    /// Dimensions of the reduced TF-IDF vectors. Default 100.
     pub lexical_dims: usize,
+    /// Default `Svd { power_iters: 3 }`.
+    pub lexical: Lexical,
     /// Centre the embeddings on their mean first. Default false (it lowered
     /// V-measure with the lexical part on label-dev).
     pub center: bool,
     /// Neighbours each row is smoothed with; 0 = none. Default 30.
     pub smooth_k: usize,
-    /// Seed of the coarse blocks above `EXACT_SMOOTH` papers.
+    /// Seed of the SVD's test matrix and of the coarse blocks above
+    /// `EXACT_SMOOTH` papers.
     pub seed: u64,
 }
 
 impl Default for FeatureOptions {
     fn default() -> Self {
         FeatureOptions {
-            lexical_weight: 0.4,
-            lexical_dims: 384,
+            lexical_weight: 0.5,
+            lexical_dims: 100,
+            lexical: Lexical::Svd { power_iters: 3 },
             center: false,
             smooth_k: 30,
             seed: 42,
@@ -63,10 +82,15 @@ pub fn topic_space(
     opts: &FeatureOptions,
 ) -> (Vec<f32>, usize) {
     let n = dense.len() / dim.max(1);
-    let lex = if opts.lexical_weight > 0.0 && docs.len() == n {
-        opts.lexical_dims
-    } else {
-        0
+    let use_lex = opts.lexical_weight > 0.0 && docs.len() == n && opts.lexical_dims > 0;
+    let (lsa, lsa_dims) = match opts.lexical {
+        Lexical::Svd { power_iters } if use_lex => lsa_rows(docs, opts, power_iters),
+        _ => (Vec::new(), 0),
+    };
+    let lex = match opts.lexical {
+        _ if !use_lex => 0,
+        Lexical::Svd { .. } => lsa_dims,
+        Lexical::Projection => opts.lexical_dims,
     };
     let out_dim = dim + lex;
     let mut mean = vec![0f64; dim];
@@ -86,8 +110,12 @@ pub fn topic_space(
         }
         unit(d);
         if lex > 0 {
-            for &(t, w) in &docs[i] {
-                project(t, w, l);
+            if lsa_dims > 0 {
+                l.copy_from_slice(&lsa[i * lsa_dims..(i + 1) * lsa_dims]);
+            } else {
+                for &(t, w) in &docs[i] {
+                    project(t, w, l);
+                }
             }
             unit(l);
             l.iter_mut().for_each(|v| *v *= opts.lexical_weight);
@@ -98,6 +126,40 @@ pub fn topic_space(
         out = smooth(&out, out_dim, opts.smooth_k, opts.seed);
     }
     (out, out_dim)
+}
+
+/// The LSA coordinates of the TF-IDF rows (n x r, r <= `lexical_dims`),
+/// over the whole vocabulary. Terms of one paper are kept: dropping them
+/// would change a paper's lexical vector when a copy of it is added, so a
+/// topic would move under `add` for no reason in the text.
+fn lsa_rows(
+    docs: &[Vec<(u32, f32)>],
+    opts: &FeatureOptions,
+    power_iters: usize,
+) -> (Vec<f32>, usize) {
+    // Columns renumbered densely (the lexical index's term ids may skip).
+    let mut col: HashMap<u32, u32> = HashMap::new();
+    let rows: Vec<Vec<(u32, f32)>> = docs
+        .iter()
+        .map(|d| {
+            d.iter()
+                .map(|&(t, w)| {
+                    let next = col.len() as u32;
+                    (*col.entry(t).or_insert(next), w)
+                })
+                .collect()
+        })
+        .collect();
+    let a = svd::Csr::from_rows(&rows, col.len());
+    svd::lsa(
+        &a,
+        &svd::SvdOptions {
+            rank: opts.lexical_dims,
+            power_iters,
+            seed: opts.seed,
+            ..Default::default()
+        },
+    )
 }
 
 /// Each row plus the mean of its `k` nearest rows, re-normalised.
@@ -174,6 +236,9 @@ mod tests {
         let docs = vec![vec![(3, 1.0)], vec![(3, 1.0)], vec![(9, 1.0)]];
         let opts = FeatureOptions {
             smooth_k: 0,
+            lexical: Lexical::Projection,
+            lexical_dims: 384,
+            lexical_weight: 0.4,
             ..Default::default()
         };
         let (x, d) = topic_space(&dense, 3, &docs, &opts);
@@ -191,6 +256,48 @@ mod tests {
             "{}",
             dot(row(0), row(2))
         );
+    }
+
+    #[test]
+    fn lsa_joins_papers_through_words_they_share_with_others() {
+        // Two themes: papers 0-2 use terms 1, 2 (and 0 or 3 in passing),
+        // papers 3-5 use terms 5, 6. Papers 0 and 2 share no term directly
+        // with each other beyond the theme words, yet in the SVD space all
+        // of a theme's papers point the same way; the themes are orthogonal.
+        let docs = vec![
+            vec![(0, 0.6), (1, 0.6), (2, 0.53)],
+            vec![(1, 0.7), (2, 0.714)],
+            vec![(1, 0.6), (2, 0.6), (3, 0.53)],
+            vec![(5, 0.7), (6, 0.714)],
+            vec![(5, 0.6), (6, 0.6), (7, 0.53)],
+            vec![(5, 0.714), (6, 0.7)],
+        ];
+        let dense = vec![1.0f32; 6];
+        let opts = FeatureOptions {
+            smooth_k: 0,
+            lexical_dims: 2,
+            lexical_weight: 1.0,
+            ..Default::default()
+        };
+        let (x, d) = topic_space(&dense, 1, &docs, &opts);
+        assert_eq!(d, 1 + 2);
+        let row = |i: usize| &x[i * d..(i + 1) * d];
+        let lex_cos = |a: &[f32], b: &[f32]| {
+            let (a, b) = (&a[1..], &b[1..]);
+            let dot: f32 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+            let na: f32 = a.iter().map(|p| p * p).sum::<f32>().sqrt();
+            let nb: f32 = b.iter().map(|p| p * p).sum::<f32>().sqrt();
+            dot / (na * nb)
+        };
+        assert!(lex_cos(row(0), row(2)) > 0.99, "{x:?}");
+        assert!(lex_cos(row(3), row(4)) > 0.99, "{x:?}");
+        assert!(lex_cos(row(0), row(4)).abs() < 0.01, "{x:?}");
+        for i in 0..6 {
+            let n: f32 = row(i).iter().map(|v| v * v).sum();
+            assert!((n - 1.0).abs() < 1e-5);
+        }
+        // Same input, same space.
+        assert_eq!(topic_space(&dense, 1, &docs, &opts).0, x);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 pub mod features;
 pub mod layout;
 pub mod stable;
+pub mod svd;
 
 use linfa::DatasetBase;
 use linfa::traits::Fit;

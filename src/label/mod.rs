@@ -1,6 +1,11 @@
 //! Naming topics: class-based TF-IDF keywords (unigrams and bigrams, stop
 //! words removed, near-duplicates dropped), a short name from the top terms,
 //! and the most representative papers (closest to the centroid).
+//!
+//! Terms are counted by their stem (`text::stem`, shared with lexical
+//! search, so "mesh" and "meshes" are one term) but shown as a word people
+//! write: the most frequent surface form of the stem among the topic's
+//! papers ("meshes", never the stem "meshe").
 
 use std::collections::HashMap;
 
@@ -65,10 +70,15 @@ const MATH_WORDS: &[&str] = &[
 /// Terms and adjacent-pair bigrams of one text. A bigram never spans a stop
 /// word ("networks for molecules" gives no "network molecule").
 pub fn grams(s: &str) -> Vec<String> {
-    let words: Vec<String> = text::words(s).collect();
+    grams_with_surface(s).into_iter().map(|g| g.0).collect()
+}
+
+/// `grams` with the words as written (lower-cased): (term, surface), e.g.
+/// ("graph network", "graph networks").
+fn grams_with_surface(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut prev: Option<String> = None;
-    for w in words {
+    let mut prev: Option<(String, String)> = None;
+    for w in text::words(s) {
         if w.chars().count() < 2
             || is_stop_word(&w)
             || MATH_WORDS.contains(&w.as_str())
@@ -78,13 +88,13 @@ pub fn grams(s: &str) -> Vec<String> {
             continue;
         }
         let t = stem(&w);
-        if let Some(p) = &prev
+        if let Some((p, pw)) = &prev
             && *p != t
         {
-            out.push(format!("{p} {t}"));
+            out.push((format!("{p} {t}"), format!("{pw} {w}")));
         }
-        out.push(t.clone());
-        prev = Some(t);
+        out.push((t.clone(), w.clone()));
+        prev = Some((t, w));
     }
     out
 }
@@ -198,6 +208,9 @@ pub fn keywords_weighted(
     per_topic: usize,
 ) -> Vec<Vec<(String, f32)>> {
     let mut tf: Vec<HashMap<String, f64>> = vec![HashMap::new(); k];
+    // Per cluster, the surface forms of a term that differ from the term
+    // itself, with counts (the term as written is then `tf` minus these).
+    let mut surfaces: Vec<HashMap<String, HashMap<String, f64>>> = vec![HashMap::new(); k];
     let mut df: Vec<HashMap<String, usize>> = vec![HashMap::new(); k];
     let mut sizes = vec![0usize; k];
     for (p, &l) in papers.iter().zip(labels) {
@@ -205,14 +218,21 @@ pub fn keywords_weighted(
         let mut text = p.title.clone();
         text.push_str(". ");
         text.push_str(&p.abs);
-        let g = grams(&text);
-        let mut uniq: Vec<&String> = g.iter().collect();
+        let gs = grams_with_surface(&text);
+        let mut uniq: Vec<&String> = gs.iter().map(|g| &g.0).collect();
         uniq.sort();
         uniq.dedup();
         for t in uniq {
             *df[l].entry(t.clone()).or_default() += 1;
         }
-        for t in g {
+        for (t, w) in gs {
+            if w != t {
+                *surfaces[l]
+                    .entry(t.clone())
+                    .or_default()
+                    .entry(w)
+                    .or_default() += 1.0;
+            }
             *tf[l].entry(t).or_default() += 1.0;
         }
     }
@@ -293,17 +313,44 @@ pub fn keywords_weighted(
     }
     ranked
         .into_iter()
-        .map(|v| {
+        .enumerate()
+        .map(|(c, v)| {
             let weight: HashMap<&str, f64> = v.iter().map(|(s, t)| (t.as_str(), *s)).collect();
-            pick_distinct(v.iter().map(|(_, t)| t.as_str()), per_topic)
-                .into_iter()
-                .map(|t| {
-                    let w = weight[t.as_str()] as f32;
-                    (t, w)
-                })
-                .collect()
+            let mut shown: Vec<(String, f32)> = Vec::new();
+            for t in pick_distinct(v.iter().map(|(_, t)| t.as_str()), per_topic) {
+                let w = weight[t.as_str()] as f32;
+                let s = surface(
+                    &t,
+                    tf[c].get(&t).copied().unwrap_or(0.0),
+                    surfaces[c].get(&t),
+                );
+                if !shown.iter().any(|x| x.0 == s) {
+                    shown.push((s, w));
+                }
+            }
+            shown
         })
         .collect()
+}
+
+/// The most frequent way `term` is written among a topic's papers: the term
+/// itself (written `total` times minus its other forms) or one of `other`
+/// forms; ties go to the shorter, then the alphabetically first form.
+fn surface(term: &str, total: f64, other: Option<&HashMap<String, f64>>) -> String {
+    let Some(other) = other else {
+        return term.to_string();
+    };
+    let as_is = total - other.values().sum::<f64>();
+    let mut best: (f64, &str) = (as_is, term);
+    for (w, &n) in other {
+        let better = n > best.0
+            || (n == best.0
+                && (w.len() < best.1.len() || (w.len() == best.1.len() && w.as_str() < best.1)));
+        if better {
+            best = (n, w);
+        }
+    }
+    best.1.to_string()
 }
 
 /// Takes terms in order, dropping near-duplicates: a unigram already inside
@@ -404,11 +451,51 @@ mod tests {
             ),
         ];
         let kw = keywords(&papers, &[0, 0, 1, 1], 2, 3);
-        assert_eq!(kw[0][0], "diffusion model", "{kw:?}");
+        // Counted as the stem "diffusion model", shown as written.
+        assert_eq!(kw[0][0], "diffusion models", "{kw:?}");
         assert!(!kw[0].contains(&"diffusion".to_string()), "{kw:?}");
         assert!(
             kw[1][0].starts_with("graph neural") || kw[1][0].starts_with("neural network"),
             "{kw:?}"
+        );
+    }
+
+    #[test]
+    fn keywords_show_the_most_frequent_written_form_not_the_stem() {
+        // "meshes" stems to "meshe", which nobody writes; "policy" is
+        // written "policies" twice and "policy" three times.
+        let papers = vec![
+            p(
+                "Meshes for simulation",
+                "Adaptive meshes and policy search.",
+            ),
+            p("Coarse meshes", "Meshes refine; a policy and policies."),
+            p("Mesh policies", "Meshes with a policy, policies."),
+            p(
+                "Proteins folding",
+                "Protein structure prediction of proteins.",
+            ),
+            p(
+                "Protein design",
+                "Designing proteins with structure models.",
+            ),
+        ];
+        let kw = keywords(&papers, &[0, 0, 0, 1, 1], 2, 5);
+        let all: Vec<&String> = kw.iter().flatten().collect();
+        assert!(all.iter().any(|k| k.as_str() == "meshes"), "{kw:?}");
+        assert!(
+            all.iter().all(|k| !k.split(' ').any(|w| w == "meshe")),
+            "{kw:?}"
+        );
+        assert!(kw[0].contains(&"policy".to_string()), "{kw:?}");
+        assert!(kw[1].iter().any(|k| k.starts_with("protein")), "{kw:?}");
+        assert_eq!(
+            surface("meshe", 4.0, Some(&[("meshes".to_string(), 4.0)].into())),
+            "meshes"
+        );
+        assert_eq!(
+            surface("policy", 5.0, Some(&[("policies".to_string(), 2.0)].into())),
+            "policy"
         );
     }
 

@@ -9,9 +9,16 @@
 //! the stored main topics too (so a topic that looks the same keeps its
 //! number), but nothing is stored, so it never renumbers the main report.
 //! Names and merges are kept by id, so they survive later runs as long as
-//! the topic is matched by membership.
+//! the topic is matched by membership. A run with no stored main run before
+//! it (the first) reports no changes at all: there is nothing to compare.
+//!
+//! `topics-state.json` is read, changed and written under the library's
+//! writer lock (`store::lock`), like every other write: the CLI waits for
+//! it as `add` does; a read-only server stores the state only when the lock
+//! is free at once and otherwise leaves it for a later run.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +29,8 @@ use crate::error::{Error, Result};
 use crate::index::Matrix;
 use crate::label;
 use crate::report::{Join, LibraryInfo, MapPoint, Member, Params, TopicReport, TopicView, round4};
-use crate::store::Library;
 use crate::store::manifest::{read_checked_json, write_checked_json};
+use crate::store::{Library, LockFile};
 
 /// Options for topics.
 #[derive(Debug, Clone)]
@@ -36,6 +43,12 @@ pub struct TopicOptions {
     pub keywords: usize,
     /// Representative papers per topic. Default 5.
     pub representatives: usize,
+    /// How a main run takes the library's writer lock to store
+    /// `topics-state.json`: `Some(wait)` waits up to `wait` for another
+    /// writer, then fails naming it (what the CLI does, with `--lock-wait`);
+    /// `None` (the default: what a read-only server needs) stores the state
+    /// only if the lock is free at once and otherwise skips storing it.
+    pub state_lock_wait: Option<Duration>,
 }
 
 impl Default for TopicOptions {
@@ -45,6 +58,7 @@ impl Default for TopicOptions {
             seed: 42,
             keywords: 10,
             representatives: 5,
+            state_lock_wait: None,
         }
     }
 }
@@ -93,7 +107,8 @@ pub struct StoredRun {
     pub fingerprint: String,
     pub k: usize,
     pub topics: Vec<PriorTopic>,
-    /// How each topic related to the main run stored before this one.
+    /// How each topic related to the main run stored before this one
+    /// (none for the first stored run: there was nothing to compare).
     pub changes: Vec<(u32, Change)>,
 }
 
@@ -141,7 +156,7 @@ struct RawTopics {
     related: Vec<Vec<u32>>,
 }
 
-const TOPICS_ALGORITHM: u32 = 5;
+const TOPICS_ALGORITHM: u32 = 6;
 
 fn cache_name(requested_k: Option<usize>, seed: u64, main: bool) -> String {
     if main {
@@ -158,8 +173,8 @@ fn cache_name(requested_k: Option<usize>, seed: u64, main: bool) -> String {
 /// the parameters are unchanged; ids, names and merges come from the topic
 /// state (see the module doc).
 pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
-    let mut state = TopicState::load(lib);
-    let main = opts.seed == state.seed && opts.k.is_none_or(|k| Some(k) == state.pinned_k);
+    let state = TopicState::load(lib);
+    let main = is_main(&state, opts);
     let requested_k = opts.k.or(if main { state.pinned_k } else { None });
     let path = lib
         .derived_dir()
@@ -185,12 +200,37 @@ pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
             r
         }
     };
+    if !main {
+        // Exploratory: matched against the stored run, nothing stored.
+        return finish(lib, &raw, &mut state.clone(), false, opts);
+    }
+    // Read-modify-write of the state under the writer lock; it is read
+    // again under the lock, as another process may have stored a run or a
+    // name meanwhile (a changed seed or pin makes this run exploratory).
+    let lock = state_lock(lib, opts.state_lock_wait)?;
+    let mut state = TopicState::load(lib);
+    let main = is_main(&state, opts) && requested_k == opts.k.or(state.pinned_k);
     let before = state.clone();
     let report = finish(lib, &raw, &mut state, main, opts)?;
-    if main && state != before {
+    if main && state != before && lock.is_some() {
         state.save(lib)?;
     }
     Ok(report)
+}
+
+fn is_main(state: &TopicState, opts: &TopicOptions) -> bool {
+    opts.seed == state.seed && opts.k.is_none_or(|k| Some(k) == state.pinned_k)
+}
+
+/// The library's writer lock for a change to the topic state: waited for
+/// up to `wait` (an error naming the holder after it), or with `None` taken
+/// only if free at once (`Ok(None)` when it is not: the caller skips the
+/// write).
+fn state_lock(lib: &Library, wait: Option<Duration>) -> Result<Option<LockFile>> {
+    match wait {
+        Some(w) => LockFile::acquire(lib.root(), w).map(Some),
+        None => Ok(LockFile::acquire(lib.root(), Duration::ZERO).ok()),
+    }
 }
 
 /// Whether the main run's cached clustering matches the library as it is.
@@ -202,27 +242,40 @@ pub fn topics_current(lib: &Library) -> bool {
     })
 }
 
-/// `topics rename ID NAME`: names a topic of the stored main run.
-pub fn rename_topic(lib: &Library, id: u32, name: &str) -> Result<TopicReport> {
+/// `topics rename ID NAME`: names a topic of the stored main run. `wait`:
+/// how long to wait for another writer (then an error naming it).
+pub fn rename_topic(lib: &Library, id: u32, name: &str, wait: Duration) -> Result<TopicReport> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Error::Invalid("a topic name cannot be empty".into()));
     }
-    let mut state = main_state(lib, &[id])?;
-    state.names.insert(id, name.to_string());
-    state.save(lib)?;
-    topics(lib, &main_options(&state))
+    let state = {
+        check_main_ids(lib, &[id], wait)?;
+        let _lock = LockFile::acquire(lib.root(), wait)?;
+        let mut state = TopicState::load(lib);
+        state.names.insert(id, name.to_string());
+        state.save(lib)?;
+        state
+    };
+    topics(lib, &main_options(&state, wait))
 }
 
 /// `topics merge INTO OTHER...`: OTHER's papers join INTO from now on (in
 /// this and every later main run; INTO keeps its id and name).
-pub fn merge_topics(lib: &Library, into: u32, others: &[u32]) -> Result<TopicReport> {
+pub fn merge_topics(
+    lib: &Library,
+    into: u32,
+    others: &[u32],
+    wait: Duration,
+) -> Result<TopicReport> {
     if others.is_empty() || others.contains(&into) {
         return Err(Error::Invalid(
             "merge needs a topic and at least one other topic to merge into it".into(),
         ));
     }
-    let mut state = main_state(lib, &[&[into], others].concat())?;
+    check_main_ids(lib, &[&[into], others].concat(), wait)?;
+    let lock = LockFile::acquire(lib.root(), wait)?;
+    let mut state = TopicState::load(lib);
     for &o in others {
         // Whatever was merged into `o` follows it.
         for to in state.merged_into.values_mut() {
@@ -234,12 +287,12 @@ pub fn merge_topics(lib: &Library, into: u32, others: &[u32]) -> Result<TopicRep
         state.names.remove(&o);
     }
     state.save(lib)?;
-    topics(lib, &main_options(&state))
+    drop(lock);
+    topics(lib, &main_options(&state, wait))
 }
 
 /// `topics pin K` (or `None` to go back to the automatic choice).
-pub fn pin_k(lib: &Library, k: Option<usize>) -> Result<TopicReport> {
-    let mut state = TopicState::load(lib);
+pub fn pin_k(lib: &Library, k: Option<usize>, wait: Duration) -> Result<TopicReport> {
     if let Some(k) = k
         && (k == 0 || k > lib.len())
     {
@@ -248,21 +301,27 @@ pub fn pin_k(lib: &Library, k: Option<usize>) -> Result<TopicReport> {
             lib.len()
         )));
     }
-    state.pinned_k = k;
-    state.save(lib)?;
-    topics(lib, &main_options(&state))
+    let state = {
+        let _lock = LockFile::acquire(lib.root(), wait)?;
+        let mut state = TopicState::load(lib);
+        state.pinned_k = k;
+        state.save(lib)?;
+        state
+    };
+    topics(lib, &main_options(&state, wait))
 }
 
-fn main_options(state: &TopicState) -> TopicOptions {
+fn main_options(state: &TopicState, wait: Duration) -> TopicOptions {
     TopicOptions {
         seed: state.seed,
+        state_lock_wait: Some(wait),
         ..Default::default()
     }
 }
 
-/// The state after a main run, checking that every id is one of its topics.
-fn main_state(lib: &Library, ids: &[u32]) -> Result<TopicState> {
-    let report = topics(lib, &main_options(&TopicState::load(lib)))?;
+/// Runs the main run and checks that every id is one of its topics.
+fn check_main_ids(lib: &Library, ids: &[u32], wait: Duration) -> Result<()> {
+    let report = topics(lib, &main_options(&TopicState::load(lib), wait))?;
     for &id in ids {
         if !report.topics.iter().any(|t| t.id == id) {
             let known: Vec<String> = report.topics.iter().map(|t| t.id.to_string()).collect();
@@ -272,7 +331,7 @@ fn main_state(lib: &Library, ids: &[u32]) -> Result<TopicState> {
             )));
         }
     }
-    Ok(TopicState::load(lib))
+    Ok(())
 }
 
 /// The vectors topics are clustered in: see `cluster::features`.
@@ -350,7 +409,13 @@ fn finish(
         .map(|c| c.iter().map(|&r| papers[r].id.clone()).collect())
         .collect();
     let prior: &[PriorTopic] = state.main.as_ref().map_or(&[], |s| &s.topics);
-    let mut ids = assign_ids(prior, &member_ids, state.next_id);
+    let first = state.main.is_none();
+    let assigned = assign_ids(prior, &member_ids, state.next_id);
+    // Nothing stored before: every topic would be "new", which says nothing.
+    let mut ids: Vec<(u32, Option<Change>)> = assigned
+        .iter()
+        .map(|&(id, ch)| (id, (!first).then_some(ch)))
+        .collect();
     let unchanged = state
         .main
         .as_ref()
@@ -362,7 +427,7 @@ fn finish(
             .as_ref()
             .map_or_else(HashMap::new, |s| s.changes.iter().copied().collect());
         for (id, ch) in &mut ids {
-            *ch = stored.get(id).copied().unwrap_or(*ch);
+            *ch = stored.get(id).copied();
         }
     }
     if main && !unchanged {
@@ -383,13 +448,16 @@ fn finish(
                     members: ms.clone(),
                 })
                 .collect(),
-            changes: ids.clone(),
+            changes: ids
+                .iter()
+                .filter_map(|&(id, ch)| ch.map(|c| (id, c)))
+                .collect(),
         });
     }
     // Merges: clusters whose ids end up under the same id become one topic;
     // it reports the change of the topic it was merged into (a user's merge
     // is not news on every run).
-    let mut groups: BTreeMap<u32, (Vec<usize>, Change, usize)> = BTreeMap::new();
+    let mut groups: BTreeMap<u32, (Vec<usize>, Option<Change>, usize)> = BTreeMap::new();
     for (ci, &(id, ch)) in ids.iter().enumerate() {
         let to = state.final_id(id);
         let g = groups.entry(to).or_insert((Vec::new(), ch, 0));

@@ -371,7 +371,7 @@ mod tests {
             keywords: vec![],
             weights: vec![],
             size: 0,
-            change: crate::cluster::stable::Change::New,
+            change: Some(crate::cluster::stable::Change::New),
             years: vec![],
             trend: None,
             representatives: vec![],

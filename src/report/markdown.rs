@@ -25,12 +25,12 @@ pub fn render(r: &TopicReport) -> String {
     for t in &r.topics {
         let _ = writeln!(
             s,
-            "| {} | [{}](#topic-{}) | {} | {:?} | {} | {} |",
+            "| {} | [{}](#topic-{}) | {} | {} | {} | {} |",
             t.id,
             esc(&t.name),
             t.id,
             t.size,
-            t.change,
+            t.change.map(|c| format!("{c:?}")).unwrap_or_default(),
             t.trend.as_deref().unwrap_or(""),
             esc(&t.keywords.join(", "))
         );
@@ -75,13 +75,9 @@ pub fn render(r: &TopicReport) -> String {
         let _ = writeln!(s, "<a id=\"topic-{}\"></a>\n", t.id);
         let _ = writeln!(
             s,
-            "**{} papers** ({:?}{}). Keywords: {}.\n",
+            "**{} papers**{}. Keywords: {}.\n",
             t.size,
-            t.change,
-            t.trend
-                .as_deref()
-                .map(|x| format!(", {x}"))
-                .unwrap_or_default(),
+            super::status_note(t.change, t.trend.as_deref(), " (", ")"),
             t.keywords.join(", ")
         );
         if !t.years.is_empty() {

@@ -15,6 +15,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::KScore;
 use crate::cluster::stable::Change;
+
+/// A topic's change and trend for text output ("New, growing"), after
+/// `open` and before `close`; empty when it has neither (a first run).
+pub fn status_note(change: Option<Change>, trend: Option<&str>, open: &str, close: &str) -> String {
+    let parts: Vec<String> = change
+        .map(|c| format!("{c:?}"))
+        .into_iter()
+        .chain(trend.map(str::to_string))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{open}{}{close}", parts.join(", "))
+    }
+}
 use crate::error::{Error, Result};
 use crate::store::manifest::write_atomic;
 
@@ -142,8 +157,10 @@ pub struct TopicView {
     #[serde(default)]
     pub weights: Vec<f32>,
     pub size: usize,
-    /// How the topic relates to the stored report before this one.
-    pub change: Change,
+    /// How the topic relates to the stored report before this one; none
+    /// when there is no report before it (the first run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
     /// Papers per year.
     #[serde(default)]
     pub years: Vec<(i32, usize)>,
