@@ -5,20 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn papermap(lib: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_papermap"))
-        .arg("--library")
-        .arg(lib)
-        .args(args)
-        .output()
-        .expect("runs papermap")
-}
+mod common;
+use common::{fixture, papermap, stderr};
 
 fn ok(o: &Output) -> String {
     assert!(
@@ -37,10 +25,6 @@ fn add_mini(lib: &Path) {
         lib,
         &["--embedder", "hash", "add", mini.to_str().unwrap()],
     ));
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The command failed and its error output says `needle`.

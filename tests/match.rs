@@ -4,26 +4,12 @@
 //! and `--add`, bad input, the JSON shape and the HTML digest.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn papermap(lib: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_papermap"))
-        .arg("--library")
-        .arg(lib)
-        .arg("--embedder")
-        .arg("hash")
-        .args(args)
-        .output()
-        .expect("runs papermap")
-}
+mod common;
+use common::{fixture, papermap_hash as papermap};
 
 fn ok(o: &Output) -> String {
     assert!(

@@ -4,28 +4,10 @@
 //! again comes back, and the space is reclaimed by the next writer.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn papermap(lib: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_papermap"))
-        .arg("--library")
-        .arg(lib)
-        .arg("--embedder")
-        .arg("hash")
-        .args(args)
-        .output()
-        .expect("runs papermap")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{fixture, papermap_hash as papermap, stderr};
 
 fn ok(o: &Output) -> String {
     assert!(

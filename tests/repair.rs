@@ -5,26 +5,14 @@
 //! an error for every read command; non-regular input files are refused.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use papermap::paper::Paper;
 use papermap::store::{Library, vec_key};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn papermap(lib: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_papermap"))
-        .arg("--library")
-        .arg(lib)
-        .args(args)
-        .output()
-        .expect("runs papermap")
-}
+mod common;
+use common::{fixture, papermap};
 
 fn text(o: &Output) -> String {
     format!(
