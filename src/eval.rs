@@ -130,6 +130,7 @@ pub fn related(
 ) -> Result<RankMetrics> {
     let mut o = opts.clone();
     o.k = o.k.max(100);
+    o.explain = false;
     let mut sum = [0f64; 4];
     for j in judged {
         let q = Resolved::Paper {

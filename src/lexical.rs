@@ -1,9 +1,10 @@
 //! The lexical half of hybrid relevance, over title and abstract (title terms
-//! counted twice): one inverted index scored two ways, TF-IDF cosine
-//! (sublinear tf, smooth idf, length-normalised: the document-to-document
-//! similarity `related` fuses, comparable across queries) and BM25 (kept for
-//! comparison in `scripts/bench-relevance`); and the "why related"
-//! explanation: the shared terms and phrases that carry the most weight.
+//! counted twice): one inverted index of words and two-word phrases, scored
+//! two ways, TF-IDF cosine over words and phrases (sublinear tf, smooth idf,
+//! length-normalised: the document-to-document similarity `related` fuses,
+//! comparable across queries) and BM25 over words (kept for comparison in
+//! `scripts/bench-relevance`); and the "why related" explanation: the shared
+//! terms and phrases that carry the most weight.
 
 use std::collections::HashMap;
 use std::fs;
@@ -24,25 +25,112 @@ const B: f32 = 0.75;
 const K3: f32 = 1.2;
 
 const MAGIC: &[u8; 8] = b"PMBM25\0\0";
-const VERSION: u32 = 1;
+/// 2: two-word phrases indexed beside words; the vocabulary stored as one
+/// buffer.
+const VERSION: u32 = 2;
+
+/// One 14-byte record of [`Bm25`]'s single phrases: xxh3 hash of the
+/// phrase (u64), document (u32), term frequency (u16), little-endian.
+const SINGLE: usize = 14;
 pub const LEXICAL_FILE: &str = "lexical.bin";
 
-/// An inverted index over a library's papers: sorted vocabulary, postings
-/// in flat arrays (document, term frequency), document lengths. Persisted as
+/// A sorted vocabulary in one buffer: term `i` is
+/// `text[ends[i - 1]..ends[i]]`, found by binary search. Loading it is two
+/// reads, not millions of small allocations and a hash table (phrases make
+/// the vocabulary several times larger than the words alone).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Vocab {
+    text: String,
+    ends: Vec<u64>,
+}
+
+impl Vocab {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let lo = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[lo..self.ends[i] as usize]
+    }
+
+    fn push(&mut self, t: &str) {
+        self.text.push_str(t);
+        self.ends.push(self.text.len() as u64);
+    }
+
+    fn find(&self, t: &str) -> Option<u32> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).cmp(t) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid as u32),
+            }
+        }
+        None
+    }
+
+    /// A vocabulary read from a file: every end within the text and on a
+    /// character boundary, in order.
+    fn from_parts(text: String, ends: Vec<u64>) -> Option<Vocab> {
+        let mut prev = 0u64;
+        for &e in &ends {
+            if e < prev || e as usize > text.len() || !text.is_char_boundary(e as usize) {
+                return None;
+            }
+            prev = e;
+        }
+        (prev as usize == text.len()).then_some(Vocab { text, ends })
+    }
+}
+
+/// Whether a vocabulary entry is a two-word phrase (words never hold a
+/// space).
+fn is_phrase(t: &str) -> bool {
+    t.contains(' ')
+}
+
+/// The words of `terms` and the two-word phrases of adjacent ones ("neural
+/// network", "language model"), each as often as it occurs: what the index
+/// counts for a document.
+fn features(terms: &[String]) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    terms.iter().map(|t| Cow::Borrowed(t.as_str())).chain(
+        terms
+            .windows(2)
+            .map(|w| Cow::Owned(format!("{} {}", w[0], w[1]))),
+    )
+}
+
+/// An inverted index over a library's papers: sorted vocabulary of words
+/// and of the two-word phrases at least two papers use, postings in flat
+/// arrays (document, term frequency), document lengths in words, and the
+/// hashes of phrases one paper uses. Persisted as
 /// `derived/lexical.bin` with the library fingerprint and a CRC32, so a
 /// query command loads it instead of tokenising the whole library.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Bm25 {
-    terms: Vec<String>,
-    vocab: HashMap<String, u32>,
+    vocab: Vocab,
     /// Postings of term `t` are `docs[starts[t]..starts[t + 1]]`.
     starts: Vec<u64>,
     docs: Vec<u32>,
     tfs: Vec<u16>,
+    /// Words of each document (phrases not counted): BM25's length.
     doc_len: Vec<u32>,
     avg_len: f32,
     /// Euclidean norm of each document's TF-IDF vector (derived at load).
     doc_norm: Vec<f32>,
+    /// Phrases only one paper uses, as [`SINGLE`]-byte records sorted by
+    /// (hash, document). They match nothing and do not count in the cosine
+    /// (a phrase one paper uses is shared with nothing, yet would weigh in
+    /// its length normalisation: scikit-learn's `min_df = 2`, for phrases),
+    /// so only their hash is kept: when an added paper uses one too, it
+    /// becomes a vocabulary phrase with both postings, exactly as a build
+    /// over all papers would have it. About 80% of all phrases; kept as
+    /// strings they made the file five times the words-only one.
+    singles: Vec<u8>,
     /// Per posting, `(1 + ln tf) / norm` of its document: the cosine's
     /// document side without the idf, so scoring is one multiply-add per
     /// posting (derived at load, 4 bytes a posting in memory only).
@@ -85,7 +173,8 @@ pub fn paper_terms(p: &Paper) -> Vec<String> {
 /// Each term's (document, term frequency) list.
 type Postings = HashMap<String, Vec<(u32, u16)>>;
 
-/// Postings of `papers` numbered from document `first`, and their lengths.
+/// Postings of `papers` (words and phrases) numbered from document
+/// `first`, and their lengths in words.
 fn postings_of(papers: &[Paper], first: usize) -> (Postings, Vec<u32>) {
     let mut postings = Postings::new();
     let mut doc_len = Vec::with_capacity(papers.len());
@@ -93,8 +182,8 @@ fn postings_of(papers: &[Paper], first: usize) -> (Postings, Vec<u32>) {
         let terms = paper_terms(p);
         doc_len.push(terms.len() as u32);
         let mut tf: HashMap<String, u16> = HashMap::new();
-        for t in terms {
-            let e = tf.entry(t).or_default();
+        for t in features(&terms) {
+            let e = tf.entry(t.into_owned()).or_default();
             *e = e.saturating_add(1);
         }
         for (t, n) in tf {
@@ -104,11 +193,50 @@ fn postings_of(papers: &[Paper], first: usize) -> (Postings, Vec<u32>) {
     (postings, doc_len)
 }
 
+fn phrase_hash(t: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(t.as_bytes())
+}
+
+/// The phrases of `postings` that only one document uses, removed from it
+/// as [`SINGLE`]-byte records, sorted.
+fn take_singles(postings: &mut Postings) -> Vec<u8> {
+    let mut one: Vec<(u64, u32, u16)> = Vec::new();
+    postings.retain(|t, list| {
+        let single = list.len() == 1 && is_phrase(t);
+        if single {
+            one.push((phrase_hash(t), list[0].0, list[0].1));
+        }
+        !single
+    });
+    encode_singles(one)
+}
+
+fn encode_singles(mut one: Vec<(u64, u32, u16)>) -> Vec<u8> {
+    one.sort_unstable();
+    let mut b = Vec::with_capacity(one.len() * SINGLE);
+    for (h, d, tf) in one {
+        b.extend_from_slice(&h.to_le_bytes());
+        b.extend_from_slice(&d.to_le_bytes());
+        b.extend_from_slice(&tf.to_le_bytes());
+    }
+    b
+}
+
+fn decode_single(r: &[u8]) -> (u64, u32, u16) {
+    (
+        u64::from_le_bytes(r[..8].try_into().expect("8")),
+        u32::from_le_bytes(r[8..12].try_into().expect("4")),
+        u16::from_le_bytes(r[12..14].try_into().expect("2")),
+    )
+}
+
 impl Bm25 {
     pub fn build(papers: &[Paper]) -> Bm25 {
         let (mut postings, doc_len) = postings_of(papers, 0);
+        let singles = take_singles(&mut postings);
         let mut terms: Vec<String> = postings.keys().cloned().collect();
         terms.sort_unstable();
+        let mut vocab = Vocab::default();
         let mut starts = Vec::with_capacity(terms.len() + 1);
         let mut docs = Vec::new();
         let mut tfs = Vec::new();
@@ -121,8 +249,9 @@ impl Bm25 {
                 tfs.push(n);
             }
             starts.push(docs.len() as u64);
+            vocab.push(t);
         }
-        Self::assemble(terms, starts, docs, tfs, doc_len)
+        Self::assemble(vocab, starts, docs, tfs, doc_len, singles)
     }
 
     /// This index (over the first `self.docs()` papers) with `papers`
@@ -133,14 +262,45 @@ impl Bm25 {
     pub fn extend_with(self, papers: &[Paper]) -> Bm25 {
         let first = self.docs();
         let (mut add, new_len) = postings_of(papers, first);
+        // A phrase one old paper used and a new one uses too joins the
+        // vocabulary with the old posting first (old documents number
+        // first); the other single phrases stay single, and the new ones
+        // only one new paper uses are added to them.
+        let mut one: Vec<(u64, u32, u16)> = Vec::new();
+        let mut promoted = vec![false; self.singles.len() / SINGLE];
+        for (t, list) in add.iter_mut() {
+            if !is_phrase(t) || self.vocab.find(t).is_some() {
+                continue;
+            }
+            let h = phrase_hash(t);
+            let at = self.single_range(h);
+            if at.len() == 1 {
+                let (_, d, tf) = decode_single(self.single(at.start));
+                promoted[at.start] = true;
+                list.insert(0, (d, tf));
+            }
+        }
+        add.retain(|t, list| {
+            let single = list.len() == 1 && is_phrase(t) && self.vocab.find(t).is_none();
+            if single {
+                one.push((phrase_hash(t), list[0].0, list[0].1));
+            }
+            !single
+        });
+        for (i, done) in promoted.iter().enumerate() {
+            if !done {
+                one.push(decode_single(self.single(i)));
+            }
+        }
+        let singles = encode_singles(one);
         let mut fresh: Vec<String> = add
             .keys()
-            .filter(|t| !self.vocab.contains_key(t.as_str()))
+            .filter(|t| self.vocab.find(t).is_none())
             .cloned()
             .collect();
         fresh.sort_unstable();
         let Bm25 {
-            terms: old_terms,
+            vocab: old_terms,
             starts: old_starts,
             docs: old_docs,
             tfs: old_tfs,
@@ -148,7 +308,7 @@ impl Bm25 {
             ..
         } = self;
         let added: usize = add.values().map(Vec::len).sum();
-        let mut terms = Vec::with_capacity(old_terms.len() + fresh.len());
+        let mut terms = Vocab::default();
         let mut starts = Vec::with_capacity(old_terms.len() + fresh.len() + 1);
         let mut docs = Vec::with_capacity(old_docs.len() + added);
         let mut tfs = Vec::with_capacity(old_docs.len() + added);
@@ -157,8 +317,9 @@ impl Bm25 {
         let mut fresh = fresh.into_iter().peekable();
         loop {
             // Merge the old vocabulary (sorted) with the new terms (sorted).
-            let take_old = match (old_terms.get(i), fresh.peek()) {
-                (Some(a), Some(b)) => a < b,
+            let old = (i < old_terms.len()).then(|| old_terms.get(i));
+            let take_old = match (old, fresh.peek()) {
+                (Some(a), Some(b)) => a < b.as_str(),
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
@@ -168,7 +329,7 @@ impl Bm25 {
                 docs.extend_from_slice(&old_docs[lo..hi]);
                 tfs.extend_from_slice(&old_tfs[lo..hi]);
                 i += 1;
-                old_terms[i - 1].clone()
+                old_terms.get(i - 1).to_string()
             } else {
                 fresh.next().expect("peeked")
             };
@@ -178,29 +339,51 @@ impl Bm25 {
                     tfs.push(n);
                 }
             }
-            terms.push(term);
+            terms.push(&term);
             starts.push(docs.len() as u64);
         }
         doc_len.extend(new_len);
-        Self::assemble(terms, starts, docs, tfs, doc_len)
+        Self::assemble(terms, starts, docs, tfs, doc_len, singles)
+    }
+
+    fn single(&self, i: usize) -> &[u8] {
+        &self.singles[i * SINGLE..(i + 1) * SINGLE]
+    }
+
+    /// The records of single phrases with hash `h`: one or none (two only
+    /// if two phrases' 64-bit hashes collide, and then neither is
+    /// promoted; a new phrase colliding with an old single one would take
+    /// its posting: about one chance in 10^6 over ten million phrases).
+    fn single_range(&self, h: u64) -> std::ops::Range<usize> {
+        let n = self.singles.len() / SINGLE;
+        let hash = |i: usize| decode_single(self.single(i)).0;
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if hash(mid) < h {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let mut end = lo;
+        while end < n && hash(end) == h {
+            end += 1;
+        }
+        lo..end
     }
 
     fn assemble(
-        terms: Vec<String>,
+        vocab: Vocab,
         starts: Vec<u64>,
         docs: Vec<u32>,
         tfs: Vec<u16>,
         doc_len: Vec<u32>,
+        singles: Vec<u8>,
     ) -> Bm25 {
-        let vocab = terms
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
         let avg_len =
             doc_len.iter().map(|&l| l as f64).sum::<f64>() as f32 / doc_len.len().max(1) as f32;
         let mut b = Bm25 {
-            terms,
             vocab,
             starts,
             docs,
@@ -209,11 +392,12 @@ impl Bm25 {
             avg_len,
             doc_norm: Vec::new(),
             post_w: Vec::new(),
+            singles,
         };
         // One pass over the postings (~10 ms per million): cheaper than a
         // second array in the file to keep consistent.
         let mut sq = vec![0f64; b.doc_len.len()];
-        for ti in 0..b.terms.len() as u32 {
+        for ti in 0..b.vocab.len() as u32 {
             let idf = b.tfidf_idf(ti);
             let (lo, hi) = b.range(ti);
             for (&d, &tf) in b.docs[lo..hi].iter().zip(&b.tfs[lo..hi]) {
@@ -253,13 +437,23 @@ impl Bm25 {
     }
 
     /// The unit TF-IDF vector of a text given as terms, over this index's
-    /// vocabulary (unknown terms dropped), sorted by term.
+    /// words only (unknown terms dropped), sorted by term: the lexical side
+    /// of the topic space.
     pub fn tfidf_vector(&self, terms: &[String]) -> Vec<(u32, f32)> {
+        self.unit_vector(terms.iter().filter_map(|t| self.vocab.find(t)))
+    }
+
+    /// The unit TF-IDF vector of a text given as terms, over its words and
+    /// two-word phrases (those at least two papers use): the vector
+    /// `related` compares papers by, as the index holds them.
+    pub fn query_vector(&self, terms: &[String]) -> Vec<(u32, f32)> {
+        self.unit_vector(features(terms).filter_map(|t| self.vocab.find(&t)))
+    }
+
+    fn unit_vector(&self, ids: impl Iterator<Item = u32>) -> Vec<(u32, f32)> {
         let mut counts: HashMap<u32, f32> = HashMap::new();
-        for t in terms {
-            if let Some(&ti) = self.vocab.get(t.as_str()) {
-                *counts.entry(ti).or_default() += 1.0;
-            }
+        for ti in ids {
+            *counts.entry(ti).or_default() += 1.0;
         }
         let mut v: Vec<(u32, f32)> = counts
             .into_iter()
@@ -314,11 +508,14 @@ impl Bm25 {
         b.extend_from_slice(&VERSION.to_le_bytes());
         put_bytes(&mut b, fingerprint.as_bytes());
         b.extend_from_slice(&(self.doc_len.len() as u64).to_le_bytes());
-        b.extend_from_slice(&(self.terms.len() as u64).to_le_bytes());
+        b.extend_from_slice(&(self.vocab.len() as u64).to_le_bytes());
         b.extend_from_slice(&(self.docs.len() as u64).to_le_bytes());
-        for t in &self.terms {
-            put_bytes(&mut b, t.as_bytes());
-        }
+        b.extend_from_slice(&(self.vocab.text.len() as u64).to_le_bytes());
+        b.extend_from_slice(self.vocab.text.as_bytes());
+        self.vocab
+            .ends
+            .iter()
+            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
         self.starts
             .iter()
             .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
@@ -327,6 +524,8 @@ impl Bm25 {
             .iter()
             .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
         put_u32s(&mut b, &self.doc_len);
+        b.extend_from_slice(&(self.singles.len() as u64).to_le_bytes());
+        b.extend_from_slice(&self.singles);
         seal(&mut b);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
@@ -359,22 +558,29 @@ impl Bm25 {
         if n_docs != docs {
             return None;
         }
-        let mut terms = Vec::with_capacity(n_terms.min(body.len()));
-        for _ in 0..n_terms {
-            terms.push(String::from_utf8(r.bytes()?.to_vec()).ok()?);
-        }
+        let text_len = usize::try_from(r.u64()?).ok()?;
+        let text = String::from_utf8(r.take(text_len)?.to_vec()).ok()?;
+        let ends: Vec<u64> =
+            r.array(n_terms, 8, |c| u64::from_le_bytes(c.try_into().expect("8")))?;
+        let vocab = Vocab::from_parts(text, ends)?;
         let starts: Vec<u64> = r.array(n_terms.checked_add(1)?, 8, |c| {
             u64::from_le_bytes(c.try_into().expect("8"))
         })?;
         let docs_v = r.u32s(n_post)?;
         let tfs: Vec<u16> = r.array(n_post, 2, |c| u16::from_le_bytes(c.try_into().expect("2")))?;
         let doc_len = r.u32s(n_docs)?;
+        let singles_len = usize::try_from(r.u64()?).ok()?;
+        let singles = r.take(singles_len)?.to_vec();
         let ok = r.done()
+            && singles.len() % SINGLE == 0
+            && singles
+                .chunks_exact(SINGLE)
+                .all(|c| (decode_single(c).1 as usize) < n_docs)
             && starts.first() == Some(&0)
             && starts.last() == Some(&(n_post as u64))
             && starts.windows(2).all(|w| w[0] <= w[1])
             && docs_v.iter().all(|&d| (d as usize) < n_docs);
-        ok.then(|| Self::assemble(terms, starts, docs_v, tfs, doc_len))
+        ok.then(|| Self::assemble(vocab, starts, docs_v, tfs, doc_len, singles))
     }
 
     pub fn docs(&self) -> usize {
@@ -383,13 +589,17 @@ impl Bm25 {
 
     /// Documents containing `term`.
     pub fn df(&self, term: &str) -> usize {
-        self.vocab.get(term).map_or(0, |&t| self.df_of(t))
+        match self.vocab.find(term) {
+            Some(t) => self.df_of(t),
+            None if is_phrase(term) => self.single_range(phrase_hash(term)).len().min(1),
+            None => 0,
+        }
     }
 
     /// The TF-IDF idf of `term` (of an unseen term: as if in no document).
     pub fn idf_tfidf(&self, term: &str) -> f32 {
-        match self.vocab.get(term) {
-            Some(&t) => self.tfidf_idf(t),
+        match self.vocab.find(term) {
+            Some(t) => self.tfidf_idf(t),
             None => (1.0 + self.docs() as f32).ln() + 1.0,
         }
     }
@@ -401,8 +611,8 @@ impl Bm25 {
     /// Inverse document frequency (BM25+ style, never negative).
     pub fn idf(&self, term: &str) -> f32 {
         self.vocab
-            .get(term)
-            .map_or_else(|| self.idf_for_df(0), |&t| self.idf_of(t))
+            .find(term)
+            .map_or_else(|| self.idf_for_df(0), |t| self.idf_of(t))
     }
 
     fn idf_for_df(&self, df: usize) -> f32 {
@@ -419,7 +629,7 @@ impl Bm25 {
     fn query_weights(&self, query_terms: &[String]) -> Vec<(u32, f32)> {
         let mut counts: HashMap<u32, f32> = HashMap::new();
         for t in query_terms {
-            if let Some(&ti) = self.vocab.get(t.as_str()) {
+            if let Some(ti) = self.vocab.find(t) {
                 *counts.entry(ti).or_default() += 1.0;
             }
         }
@@ -577,10 +787,90 @@ mod tests {
             paper("Graph diffusion", "heat kernels on graphs and images"),
             paper("Bandits", "regret bounds for exploration"),
             paper("Zebra", "an unseen word and graphs"),
+            paper("Kernels", "heat kernels and message passing"),
+            paper("Regret", "regret bounds again, heat kernels"),
         ];
         for cut in 0..=all.len() {
             let grown = Bm25::build(&all[..cut]).extend_with(&all[cut..]);
             assert_eq!(grown, Bm25::build(&all), "cut at {cut}");
+        }
+        // "heat kernel": single in the first three papers, then shared.
+        assert_eq!(Bm25::build(&all[..3]).vocab.find("heat kernel"), None);
+        assert_eq!(Bm25::build(&all[..3]).df("heat kernel"), 1);
+        let grown = Bm25::build(&all[..3]).extend_with(&all[3..]);
+        assert_eq!(grown.df("heat kernel"), 3);
+        assert!(grown.vocab.find("message passing").is_some());
+        assert!(grown.vocab.find("unseen word").is_none());
+    }
+
+    #[test]
+    fn phrases_count_once_two_papers_share_them() {
+        let papers = vec![
+            paper(
+                "Language models",
+                "pretrained language models follow instructions",
+            ),
+            paper("Language evolution", "how models change a language"),
+            paper(
+                "Instruction tuning",
+                "tuning language models to follow instructions",
+            ),
+        ];
+        let bm = Bm25::build(&papers);
+        let ids = |v: &[(u32, f32)]| -> Vec<String> {
+            v.iter()
+                .map(|&(t, _)| bm.vocab.get(t as usize).to_string())
+                .collect()
+        };
+        let q = ids(&bm.query_vector(&paper_terms(&papers[0])));
+        // In two papers: counts. Only in this one: indexed, not counted.
+        assert!(q.contains(&"language model".to_string()), "{q:?}");
+        assert!(q.contains(&"follow instruction".to_string()), "{q:?}");
+        assert!(!q.contains(&"pretrained language".to_string()), "{q:?}");
+        assert_eq!(bm.df("pretrained language"), 1);
+        // Words alone for the topic space.
+        assert!(
+            ids(&bm.tfidf_vector(&paper_terms(&papers[0])))
+                .iter()
+                .all(|t| !is_phrase(t))
+        );
+        // The same words in another order share no phrase: paper 2 (which
+        // has "language model") is closer to paper 0 than paper 1 is,
+        // though paper 1 has both words too.
+        let cos = |a: usize, b: usize| {
+            let (x, y) = (
+                bm.query_vector(&paper_terms(&papers[a])),
+                bm.query_vector(&paper_terms(&papers[b])),
+            );
+            x.iter()
+                .filter_map(|(t, w)| y.iter().find(|(u, _)| u == t).map(|(_, v)| w * v))
+                .sum::<f32>()
+        };
+        assert!(cos(0, 2) > cos(0, 1), "{} vs {}", cos(0, 2), cos(0, 1));
+    }
+
+    #[test]
+    fn the_vocabulary_finds_every_term_and_rejects_bad_bounds() {
+        let mut v = Vocab::default();
+        let terms = ["a b", "alpha", "beta", "beta gamma", "zeta", "é"];
+        for t in terms {
+            v.push(t);
+        }
+        for (i, t) in terms.iter().enumerate() {
+            assert_eq!(v.find(t), Some(i as u32));
+            assert_eq!(v.get(i), *t);
+        }
+        for t in ["", "a", "b", "alphabet", "gamma", "zz"] {
+            assert_eq!(v.find(t), None, "{t}");
+        }
+        let text = v.text.clone();
+        assert!(Vocab::from_parts(text.clone(), v.ends.clone()).is_some());
+        // An end past the text, backwards, inside "é", or short of the end.
+        for ends in [vec![3, 99], vec![5, 3], vec![27, 28], vec![3, 8]] {
+            assert!(
+                Vocab::from_parts(text.clone(), ends.clone()).is_none(),
+                "{ends:?}"
+            );
         }
     }
 

@@ -179,6 +179,10 @@ pub struct ScoringArgs {
     /// query, for established work (0..1; 0 turns it off).
     #[arg(long, default_value_t = papermap::query::DEFAULT_AGE_LEAN)]
     pub age_lean: f32,
+    /// Hybrid bonus times the share of a paper's title words (by idf) that
+    /// the query mentions: work a paper names (0..1; 0 turns it off).
+    #[arg(long, default_value_t = papermap::query::DEFAULT_TITLE_LEAN)]
+    pub title_lean: f32,
 }
 
 #[derive(Debug, Args)]

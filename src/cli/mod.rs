@@ -471,6 +471,7 @@ fn scoring_options(s: &ScoringArgs, k: usize) -> Result<RelatedOptions> {
         },
         earlier_lean: s.earlier_lean,
         age_lean: s.age_lean,
+        title_lean: s.title_lean,
         ..Default::default()
     };
     opts.check()?;
@@ -534,7 +535,8 @@ fn eval(cfg: &Config, e: &EvalCommand) -> Result<()> {
                 let m = papermap::eval::related(&engine, &judged, o, &mut embed)?;
                 rows.push(serde_json::json!({
                     "mode": mode, "weight": w, "direction": o.direction,
-                    "earlier_lean": o.earlier_lean, "age_lean": o.age_lean, "metrics": m,
+                    "earlier_lean": o.earlier_lean, "age_lean": o.age_lean,
+                    "title_lean": o.title_lean, "metrics": m,
                 }));
             }
             if a.json {

@@ -228,6 +228,9 @@ fn related_options(p: &Params, snap: &Snapshot) -> Result<RelatedOptions, ApiErr
     if let Some(x) = p.parsed::<f32>("age_lean", "a number from 0 to 1")? {
         o.age_lean = x;
     }
+    if let Some(x) = p.parsed::<f32>("title_lean", "a number from 0 to 1")? {
+        o.title_lean = x;
+    }
     o.year_from = p.parsed("since", "a year")?;
     o.year_to = p.parsed("until", "a year")?;
     let exclude = p.all("exclude");
@@ -251,6 +254,7 @@ const RELATED_PARAMS: &[&str] = &[
     "direction",
     "earlier_lean",
     "age_lean",
+    "title_lean",
     "since",
     "until",
     "exclude",
