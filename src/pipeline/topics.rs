@@ -692,6 +692,10 @@ impl RawTopics {
             });
             Ok(r)
         };
+        if todo.is_empty() {
+            // Only papers not embedded yet were added: nothing to place.
+            return Ok(self.covering(lib, 0, 0, 0.0));
+        }
         if let Some(d) = assign::share_drift(self.clustered, self.placed + todo.len()) {
             return again(format!("drift: {d}"));
         }
@@ -701,9 +705,6 @@ impl RawTopics {
             ok.then(|| p.decode()).flatten().map(|d| (p, d))
         });
         let Some((placement, (basis, index))) = decoded else {
-            if todo.is_empty() {
-                return Ok(self.covering(lib, 0, 0, 0.0));
-            }
             return again("the stored clustering cannot take new papers".into());
         };
         let lex = input.lex(lib)?;
