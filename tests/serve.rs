@@ -351,6 +351,37 @@ fn topics_are_computed_in_the_background_then_served() {
     assert!(p["topic"]["name"].is_string(), "{}", p["topic"]);
 }
 
+/// Issue 16: a paper not embedded yet (`add --no-embed`) is in no topic;
+/// the server's topics answer without it and count it.
+#[test]
+fn topics_leave_out_papers_not_embedded_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let more = dir.path().join("more.bib");
+    std::fs::write(
+        &more,
+        "@article{late2024, title={Speculative decoding with a draft cache}, abstract={Draft models propose tokens that a large model verifies.}, year={2024}}\n",
+    )
+    .unwrap();
+    papermap(&lib, &["add", "--no-embed", more.to_str().unwrap()]);
+    let s = Server::new(&lib);
+    let t = s.ok_eventually("/api/topics");
+    assert_eq!(t["not_embedded"], 1, "{t}");
+    let mut members = 0;
+    for x in t["topics"].as_array().unwrap() {
+        let id = x["id"].as_u64().unwrap();
+        let page = s.ok(&format!("/api/topic?id={id}&limit=1000"));
+        for p in page["papers"].as_array().unwrap() {
+            assert_ne!(p["id"], "late2024");
+            members += 1;
+        }
+    }
+    assert_eq!(members, 13);
+    // Its page answers, with no topic.
+    let p = s.ok("/api/paper?id=late2024");
+    assert!(p.get("topic").is_none_or(Value::is_null), "{}", p["topic"]);
+}
+
 #[test]
 fn a_library_changed_by_another_process_is_picked_up() {
     let dir = tempfile::tempdir().unwrap();

@@ -109,7 +109,8 @@ impl Snapshot {
     }
 
     /// The topics of this state if computed: `None` while not (yet), an
-    /// error when they cannot be (e.g. papers not embedded).
+    /// error when they cannot be (e.g. a damaged library). Papers not
+    /// embedded yet are in no topic (the report counts them).
     pub fn topics(&self) -> Option<std::result::Result<Arc<Topics>, String>> {
         self.topics.get().cloned()
     }

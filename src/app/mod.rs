@@ -266,15 +266,36 @@ pub fn batch_line(
 }
 
 /// Topics of the library at `root` with `opts`, and the library they were
-/// computed on (opened with its vectors). Every paper must be embedded:
-/// the error says whether another papermap is embedding them right now.
+/// computed on. Papers not embedded yet (a writer is embedding them, or
+/// `add --no-embed`) are left out of every topic and counted in the
+/// report's `not_embedded` ([`topics_not_embedded_note`]).
 pub fn topics(
     root: &Path,
     opts: &crate::pipeline::TopicOptions,
 ) -> Result<(Library, crate::report::TopicReport)> {
-    let lib = open_embedded(root)?;
+    let lib = open_for_topics(root)?;
     let report = crate::pipeline::topics(&lib, opts)?;
     Ok((lib, report))
+}
+
+/// The library at `root` for topics: with its vectors, unless a current
+/// derived matrix holds every paper's (then the vectors log is not read).
+pub fn open_for_topics(root: &Path) -> Result<Library> {
+    let mut lib = Library::open_without_vectors(root)?;
+    if Matrix::load_current(&lib).is_none() {
+        lib.load_vectors()?;
+    }
+    Ok(lib)
+}
+
+/// The one-line note for papers left out of the topics.
+pub fn topics_not_embedded_note(n: usize) -> String {
+    format!(
+        "{} paper{} added since the last index {} not embedded yet: left out of the topics until embedding finishes (`papermap embed`, or the `add` already running)",
+        crate::report::thousands(n),
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "is" } else { "are" }
+    )
 }
 
 /// The library at `root` with its vectors, every paper embedded (what

@@ -282,6 +282,10 @@ pub struct TopicArgs {
     /// Random seed (recorded in every output).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Cluster the whole library again instead of letting papers added
+    /// since the last clustering join their nearest topics.
+    #[arg(long)]
+    pub recluster: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -315,6 +319,9 @@ pub struct ReportArgs {
     pub k: Option<usize>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Cluster the whole library again (see `topics --recluster`).
+    #[arg(long)]
+    pub recluster: bool,
 }
 
 #[derive(Debug, Args)]

@@ -102,16 +102,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Related(r) => related(&cfg, &r),
         Command::Topics(t) => {
             let report = match &t.action {
-                None => topics(&cfg, t.k, t.seed)?.1,
+                None => topics(&cfg, t.k, t.seed, t.recluster)?.1,
                 Some(action) => {
                     // No run of its own first: on a new library it would be
                     // stored, and the action's run would report changes
                     // against a run the user never saw.
-                    let lib = app::open_embedded(&cfg.library)?;
+                    let lib = app::open_for_topics(&cfg.library)?;
                     for w in &lib.warnings {
                         eprintln!("papermap: warning: {w}");
                     }
-                    topic_action(&cfg, &lib, action)?
+                    let report = topic_action(&cfg, &lib, action)?;
+                    topic_notes(&cfg, &report);
+                    report
                 }
             };
             if t.json {
@@ -122,7 +124,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Report(r) => {
             let formats = parse_formats(&r.format)?;
-            let (lib, report) = topics(&cfg, r.k, r.seed)?;
+            let (lib, report) = topics(&cfg, r.k, r.seed, r.recluster)?;
             let single_file = formats.len() == 1 && r.out.extension().is_some();
             let mut written = Vec::new();
             for f in formats {
@@ -181,8 +183,14 @@ fn topic_action(cfg: &Config, lib: &Library, action: &TopicAction) -> Result<Top
 }
 
 /// Topics with the user's k and seed, other options at their defaults, and
-/// the library they were computed on.
-fn topics(cfg: &Config, k: Option<usize>, seed: u64) -> Result<(Library, TopicReport)> {
+/// the library they were computed on; says how the clustering was brought
+/// up to date and which papers are left out.
+fn topics(
+    cfg: &Config,
+    k: Option<usize>,
+    seed: u64,
+    recluster: bool,
+) -> Result<(Library, TopicReport)> {
     let (lib, report) = app::topics(
         &cfg.library,
         &TopicOptions {
@@ -190,13 +198,32 @@ fn topics(cfg: &Config, k: Option<usize>, seed: u64) -> Result<(Library, TopicRe
             seed,
             // The topic state is written like the library: wait for a writer.
             state_lock_wait: Some(cfg.write.lock_wait),
+            recluster,
             ..Default::default()
         },
     )?;
     for w in &lib.warnings {
         eprintln!("papermap: warning: {w}");
     }
+    topic_notes(cfg, &report);
     Ok((lib, report))
+}
+
+/// The lines about papers left out of the topics and about what this run
+/// did to the stored clustering (extended or clustered again).
+fn topic_notes(cfg: &Config, report: &TopicReport) {
+    if cfg.quiet {
+        return;
+    }
+    if report.not_embedded > 0 {
+        eprintln!(
+            "papermap: {}",
+            app::topics_not_embedded_note(report.not_embedded)
+        );
+    }
+    if let Some(u) = &report.update {
+        eprintln!("papermap: {}", u.summary());
+    }
 }
 
 /// The report formats asked for, each once, in the order given.
@@ -421,7 +448,7 @@ fn print_topics(r: &TopicReport) -> Result<()> {
     let mut s = format!(
         "{} topics in {} papers (k={} chosen by {}{}, seed {}; {} run)\n\n",
         r.topics.len(),
-        r.library.papers,
+        r.library.papers - r.not_embedded,
         r.params.k,
         r.params.k_chosen_by,
         if r.params.pinned { ", pinned" } else { "" },

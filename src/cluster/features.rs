@@ -81,11 +81,64 @@ pub fn topic_space(
     docs: &[Vec<(u32, f32)>],
     opts: &FeatureOptions,
 ) -> (Vec<f32>, usize) {
+    let s = topic_space_parts(dense, dim, docs, opts, false);
+    (s.rows, s.dim)
+}
+
+/// The topic space with what a paper outside it can be placed with: the
+/// rows before smoothing and the LSA basis of the terms (see [`Space`]).
+pub fn topic_space_with_basis(
+    dense: &[f32],
+    dim: usize,
+    docs: &[Vec<(u32, f32)>],
+    opts: &FeatureOptions,
+) -> Space {
+    topic_space_parts(dense, dim, docs, opts, true)
+}
+
+/// Terms kept in [`Basis`]: those of at least this many papers. A term of
+/// one paper only pulls a folded-in paper toward that one paper; dropping
+/// them halves a Zipf vocabulary (the bulk of the stored basis).
+pub const BASIS_MIN_DF: usize = 2;
+
+/// The topic space and the pieces to project a new paper into it.
+#[derive(Debug, Clone, Default)]
+pub struct Space {
+    /// Smoothed rows (what k-means clusters), n x dim.
+    pub rows: Vec<f32>,
+    pub dim: usize,
+    /// The rows before smoothing (empty unless asked for): the space a
+    /// folded-in paper is compared in, since it has no neighbours' rows.
+    pub plain: Vec<f32>,
+    /// The LSA basis (None with the random projection or no lexical part).
+    pub basis: Option<Basis>,
+}
+
+/// The right singular vectors of the TF-IDF matrix for the terms of at
+/// least [`BASIS_MIN_DF`] papers: `terms[i]` (the lexical index's term id)
+/// has row `v[i * dims..]`; a paper's LSA coordinates are the sum of its
+/// TF-IDF weights times these rows.
+#[derive(Debug, Clone, Default)]
+pub struct Basis {
+    pub terms: Vec<u32>,
+    pub dims: usize,
+    pub v: Vec<f32>,
+    /// Weight of the lexical part (`FeatureOptions::lexical_weight`).
+    pub weight: f32,
+}
+
+fn topic_space_parts(
+    dense: &[f32],
+    dim: usize,
+    docs: &[Vec<(u32, f32)>],
+    opts: &FeatureOptions,
+    keep: bool,
+) -> Space {
     let n = dense.len() / dim.max(1);
     let use_lex = opts.lexical_weight > 0.0 && docs.len() == n && opts.lexical_dims > 0;
-    let (lsa, lsa_dims) = match opts.lexical {
-        Lexical::Svd { power_iters } if use_lex => lsa_rows(docs, opts, power_iters),
-        _ => (Vec::new(), 0),
+    let (lsa, lsa_dims, basis) = match opts.lexical {
+        Lexical::Svd { power_iters } if use_lex => lsa_rows(docs, opts, power_iters, keep),
+        _ => (Vec::new(), 0, None),
     };
     let lex = match opts.lexical {
         _ if !use_lex => 0,
@@ -122,44 +175,108 @@ pub fn topic_space(
         }
         unit(row);
     }
+    let plain = if keep { out.clone() } else { Vec::new() };
     if opts.smooth_k > 0 && n > opts.smooth_k + 1 {
         out = smooth(&out, out_dim, opts.smooth_k, opts.seed);
     }
-    (out, out_dim)
+    Space {
+        rows: out,
+        dim: out_dim,
+        plain,
+        // A centred space cannot be folded into without the mean; the
+        // default does not centre.
+        basis: basis.filter(|_| !opts.center),
+    }
+}
+
+/// Places a paper outside the clustering in the space before smoothing:
+/// its unit embedding beside its TF-IDF weights folded in through `basis`
+/// (unit, times the lexical weight), the whole row unit length, as
+/// [`topic_space_with_basis`] built the rows of the papers inside.
+/// `lexical` is the paper's TF-IDF vector over `basis.terms` as
+/// (index into `basis.terms`, weight); its scale does not matter.
+pub fn fold_in(embedding: &[f32], lexical: &[(usize, f32)], basis: &Basis) -> Vec<f32> {
+    let dim = embedding.len();
+    let mut row = vec![0f32; dim + basis.dims];
+    let (d, l) = row.split_at_mut(dim);
+    d.copy_from_slice(embedding);
+    unit(d);
+    for &(i, w) in lexical {
+        if let Some(v) = basis.v.get(i * basis.dims..(i + 1) * basis.dims) {
+            for (o, &b) in l.iter_mut().zip(v) {
+                *o += w * b;
+            }
+        }
+    }
+    unit(l);
+    l.iter_mut().for_each(|v| *v *= basis.weight);
+    unit(&mut row);
+    row
 }
 
 /// The LSA coordinates of the TF-IDF rows (n x r, r <= `lexical_dims`),
-/// over the whole vocabulary. Terms of one paper are kept: dropping them
-/// would change a paper's lexical vector when a copy of it is added, so a
-/// topic would move under `add` for no reason in the text.
+/// over the whole vocabulary, and (with `keep`) the basis of the terms of
+/// at least [`BASIS_MIN_DF`] papers. Terms of one paper are kept in the
+/// SVD: dropping them would change a paper's lexical vector when a copy of
+/// it is added, so a topic would move under `add` for no reason in the text.
 fn lsa_rows(
     docs: &[Vec<(u32, f32)>],
     opts: &FeatureOptions,
     power_iters: usize,
-) -> (Vec<f32>, usize) {
+    keep: bool,
+) -> (Vec<f32>, usize, Option<Basis>) {
     // Columns renumbered densely (the lexical index's term ids may skip).
     let mut col: HashMap<u32, u32> = HashMap::new();
+    let mut df: Vec<usize> = Vec::new();
     let rows: Vec<Vec<(u32, f32)>> = docs
         .iter()
         .map(|d| {
             d.iter()
                 .map(|&(t, w)| {
                     let next = col.len() as u32;
-                    (*col.entry(t).or_insert(next), w)
+                    let c = *col.entry(t).or_insert(next);
+                    if c as usize == df.len() {
+                        df.push(0);
+                    }
+                    df[c as usize] += 1;
+                    (c, w)
                 })
                 .collect()
         })
         .collect();
     let a = svd::Csr::from_rows(&rows, col.len());
-    svd::lsa(
-        &a,
-        &svd::SvdOptions {
-            rank: opts.lexical_dims,
-            power_iters,
-            seed: opts.seed,
-            ..Default::default()
-        },
-    )
+    let svd_opts = svd::SvdOptions {
+        rank: opts.lexical_dims,
+        power_iters,
+        seed: opts.seed,
+        ..Default::default()
+    };
+    if !keep {
+        let (us, r) = svd::lsa(&a, &svd_opts);
+        return (us, r, None);
+    }
+    let (us, r, v) = svd::lsa_with_basis(&a, &svd_opts);
+    if r == 0 {
+        return (us, r, None);
+    }
+    let mut by_col: Vec<(u32, u32)> = col
+        .into_iter()
+        .filter(|&(_, c)| df[c as usize] >= BASIS_MIN_DF)
+        .collect();
+    by_col.sort_unstable_by_key(|&(_, c)| c);
+    let mut basis = Basis {
+        terms: Vec::with_capacity(by_col.len()),
+        dims: r,
+        v: Vec::with_capacity(by_col.len() * r),
+        weight: opts.lexical_weight,
+    };
+    for (t, c) in by_col {
+        basis.terms.push(t);
+        basis
+            .v
+            .extend_from_slice(&v[c as usize * r..(c as usize + 1) * r]);
+    }
+    (us, r, Some(basis))
 }
 
 /// Each row plus the mean of its `k` nearest rows, re-normalised.

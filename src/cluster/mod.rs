@@ -14,6 +14,7 @@
 //! index); silhouette (from one Gram matrix rather than linfa's per-pair
 //! version) is reported beside it.
 
+pub mod assign;
 pub mod features;
 pub mod layout;
 pub mod stable;

@@ -145,9 +145,23 @@ impl Csr {
 /// singular values (n x r, r <= rank: fewer when the matrix has fewer rows,
 /// columns or non-zero directions), row-major, and r.
 pub fn lsa(a: &Csr, opts: &SvdOptions) -> (Vec<f32>, usize) {
+    let (us, r, _) = lsa_inner(a, opts, false);
+    (us, r)
+}
+
+/// As [`lsa`], plus the column basis `V` (cols x r, row-major: the top
+/// right singular vectors), so a row that was not in `a` can be *folded
+/// in*: its coordinates are `row · V`, which for a row of `a` gives back
+/// its row of `U S` (`A V = U S`). What extending topics projects new
+/// papers through.
+pub fn lsa_with_basis(a: &Csr, opts: &SvdOptions) -> (Vec<f32>, usize, Vec<f32>) {
+    lsa_inner(a, opts, true)
+}
+
+fn lsa_inner(a: &Csr, opts: &SvdOptions, basis: bool) -> (Vec<f32>, usize, Vec<f32>) {
     let l = (opts.rank + opts.oversample).min(a.rows).min(a.cols);
     if l == 0 || a.nnz() == 0 {
-        return (Vec::new(), 0);
+        return (Vec::new(), 0, Vec::new());
     }
     let at = a.transpose();
     let omega = signs(a.cols, l, opts.seed);
@@ -164,7 +178,7 @@ pub fn lsa(a: &Csr, opts: &SvdOptions) -> (Vec<f32>, usize) {
         .rank
         .min(vals.iter().filter(|&&v| v > vals[0] * 1e-10).count());
     if r == 0 {
-        return (Vec::new(), 0);
+        return (Vec::new(), 0, Vec::new());
     }
     let mut w = Array2::<f32>::zeros((q.ncols(), r));
     for j in 0..r {
@@ -174,7 +188,21 @@ pub fn lsa(a: &Csr, opts: &SvdOptions) -> (Vec<f32>, usize) {
         }
     }
     let us = q.dot(&w);
-    (us.into_raw_vec_and_offset().0, r)
+    // V = B^T W S^-1 = Z W S^-1.
+    let v = if basis {
+        let mut wi = Array2::<f32>::zeros((q.ncols(), r));
+        for j in 0..r {
+            let sigma = vals[j].max(0.0).sqrt();
+            let inv = if sigma > 0.0 { 1.0 / sigma } else { 0.0 };
+            for i in 0..q.ncols() {
+                wi[(i, j)] = (vecs[(i, j)] * inv) as f32;
+            }
+        }
+        z.dot(&wi).as_standard_layout().iter().copied().collect()
+    } else {
+        Vec::new()
+    };
+    (us.into_raw_vec_and_offset().0, r, v)
 }
 
 /// A seeded `rows x cols` matrix of +-1 (splitmix64 bits).
@@ -378,6 +406,34 @@ mod tests {
                 if k != j {
                     assert!(got[(j, k)].abs() < 1e-3 * exact[0]);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_folded_in_through_the_basis_lands_on_its_lsa_row() {
+        let (rows, _) = test_matrix();
+        let a = Csr::from_rows(&rows, 40);
+        let o = SvdOptions {
+            rank: 3,
+            oversample: 5,
+            power_iters: 4,
+            seed: 7,
+        };
+        let (us, r, v) = lsa_with_basis(&a, &o);
+        assert_eq!((us.clone(), r), lsa(&a, &o));
+        assert_eq!(v.len(), 40 * r);
+        for (i, row) in rows.iter().enumerate() {
+            let mut got = vec![0f32; r];
+            for &(c, x) in row {
+                for (g, b) in got.iter_mut().zip(&v[c as usize * r..(c as usize + 1) * r]) {
+                    *g += x * b;
+                }
+            }
+            let want = &us[i * r..(i + 1) * r];
+            let scale = want.iter().map(|x| x * x).sum::<f32>().sqrt().max(1.0);
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 0.02 * scale, "row {i}: {got:?} vs {want:?}");
             }
         }
     }

@@ -214,6 +214,10 @@ pub fn keywords_weighted(
     let mut df: Vec<HashMap<String, usize>> = vec![HashMap::new(); k];
     let mut sizes = vec![0usize; k];
     for (p, &l) in papers.iter().zip(labels) {
+        // A paper in no topic (not embedded yet) has a label past the last.
+        if l >= k {
+            continue;
+        }
         sizes[l] += 1;
         let mut text = p.title.clone();
         text.push_str(". ");

@@ -17,18 +17,25 @@
 //! it as `add` does; a read-only server stores the state only when the lock
 //! is free at once and otherwise leaves it for a later run.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::assign::{self, Placement, UNASSIGNED};
 use crate::cluster::stable::{Change, PriorTopic, assign_ids};
 use crate::cluster::{self, KMeansOptions, KScore};
 use crate::embed::normalize;
 use crate::error::{Error, Result};
 use crate::index::Matrix;
 use crate::label;
-use crate::report::{Join, LibraryInfo, MapPoint, Member, Params, TopicReport, TopicView, round4};
+use crate::lexical::Bm25;
+use crate::report::{
+    Join, LibraryInfo, MapPoint, Member, Params, TopicReport, TopicUpdate, TopicView, round4,
+};
+use crate::store::derived::{Access, Built, DerivedFile, Refresh, refresh_at};
 use crate::store::manifest::{read_checked_json, write_checked_json};
 use crate::store::{Library, LockFile};
 
@@ -49,6 +56,9 @@ pub struct TopicOptions {
     /// `None` (the default: what a read-only server needs) stores the state
     /// only if the lock is free at once and otherwise skips storing it.
     pub state_lock_wait: Option<Duration>,
+    /// Cluster from scratch even when the stored clustering could be used
+    /// or extended (`topics --recluster`). Default false.
+    pub recluster: bool,
 }
 
 impl Default for TopicOptions {
@@ -59,6 +69,7 @@ impl Default for TopicOptions {
             keywords: 10,
             representatives: 5,
             state_lock_wait: None,
+            recluster: false,
         }
     }
 }
@@ -135,32 +146,133 @@ impl TopicState {
 
 /// The clustering of one run, cached per library state, requested k and
 /// seed (`derived/topics.json` for the main run, `topics-kK-sS.json` for
-/// exploratory ones). Ids, names and labels are applied on top each time.
+/// exploratory ones): a [`DerivedFile`], so it is used when current,
+/// extended when papers were appended (or embedded) since (each new paper
+/// joins its nearest topic, see `cluster::assign`), and clustered again
+/// otherwise or when the library drifted. Ids, names and labels are applied
+/// on top each time.
 #[derive(Debug, Serialize, Deserialize)]
 struct RawTopics {
     /// Bumped whenever clustering or layout changes, so a cache written by
     /// an older papermap is recomputed rather than reused.
     algorithm: u32,
     fingerprint: String,
+    /// Papers of the library it covers (those `fingerprint` is of).
+    rows: usize,
     requested_k: Option<usize>,
     seed: u64,
     k: usize,
     k_chosen_by: String,
     k_scores: Vec<KScore>,
     inertia: f64,
-    /// Cluster of each paper, in library order.
+    /// Cluster of each paper, in library order; `UNASSIGNED` for a paper
+    /// that was not embedded (in no topic).
     labels: Vec<u32>,
     /// Map position of each paper.
     xy: Vec<[f32; 2]>,
     /// Up to five most related papers of each paper (rows).
     related: Vec<Vec<u32>>,
+    /// Each cluster's name from its keywords when it was clustered (kept
+    /// while papers join it by extension).
+    names: Vec<String>,
+    /// Papers the last full clustering clustered.
+    clustered: usize,
+    /// Papers that joined by extension since.
+    placed: usize,
+    /// What new papers are placed with (None: they cannot be; the next
+    /// change clusters again).
+    placement: Option<Placement>,
+    /// What computing this did (in memory only).
+    #[serde(skip)]
+    update: Option<TopicUpdate>,
 }
 
-const TOPICS_ALGORITHM: u32 = 6;
+const TOPICS_ALGORITHM: u32 = 7;
+
+/// The header of a topics file: what [`DerivedFile::peek`] reads (serde
+/// skips the rest without building it).
+#[derive(Deserialize)]
+struct RawHeader {
+    fingerprint: String,
+    rows: usize,
+}
+
+/// What a topics run reads beside the library: its parameters, every
+/// paper's vector (a zero row for one not embedded yet) and, on first use,
+/// the lexical index.
+struct TopicInput<'a> {
+    requested_k: Option<usize>,
+    seed: u64,
+    m: &'a Matrix,
+    embedded: &'a [bool],
+    lex: OnceCell<Bm25>,
+}
+
+impl TopicInput<'_> {
+    fn lex(&self, lib: &Library) -> Result<&Bm25> {
+        if let Some(l) = self.lex.get() {
+            return Ok(l);
+        }
+        let l = Bm25::load_or_build(lib, &lib.fingerprint(), false)?;
+        Ok(self.lex.get_or_init(|| l))
+    }
+}
+
+impl DerivedFile for RawTopics {
+    const FILE: &'static str = "topics.json";
+    type Input<'a> = &'a TopicInput<'a>;
+
+    fn peek(path: &Path) -> Option<Built> {
+        let h: RawHeader = read_checked_json(path)?;
+        Some(Built {
+            fingerprint: h.fingerprint,
+            rows: h.rows,
+        })
+    }
+
+    fn load(path: &Path, built: &Built, _: &Library, input: &TopicInput) -> Option<RawTopics> {
+        let r: RawTopics = read_checked_json(path)?;
+        let valid = r.algorithm == TOPICS_ALGORITHM
+            && r.fingerprint == built.fingerprint
+            && r.rows == built.rows
+            && r.requested_k == input.requested_k
+            && r.seed == input.seed
+            && r.labels.len() == r.rows
+            && r.xy.len() == r.rows
+            && r.related.len() == r.rows
+            && r.labels
+                .iter()
+                .all(|&l| l == UNASSIGNED || (l as usize) < r.k)
+            && r.names.len() == r.k
+            && r.placement.as_ref().is_none_or(|p| p.k() == r.k);
+        valid.then_some(r)
+    }
+
+    fn build(lib: &Library, input: &TopicInput) -> Result<RawTopics> {
+        RawTopics::cluster(lib, input)
+    }
+
+    fn extend(self, from: usize, lib: &Library, input: &TopicInput) -> Result<RawTopics> {
+        let _ = from; // every paper in no topic is looked at, appended or not
+        self.grow(lib, input)
+    }
+
+    fn save(&self, path: &Path, _: &str) -> Result<()> {
+        write_checked_json(path, self)
+    }
+
+    /// Papers left out as not embedded that are embedded now.
+    fn pending(&self, _: &Library, input: &TopicInput) -> bool {
+        self.labels
+            .iter()
+            .zip(input.embedded)
+            .any(|(&l, &e)| l == UNASSIGNED && e)
+    }
+}
 
 fn cache_name(requested_k: Option<usize>, seed: u64, main: bool) -> String {
     if main {
-        "topics.json".into()
+        RawTopics::FILE.into()
     } else {
         match requested_k {
             Some(k) => format!("topics-k{k}-s{seed}.json"),
@@ -169,9 +281,27 @@ fn cache_name(requested_k: Option<usize>, seed: u64, main: bool) -> String {
     }
 }
 
+/// Every paper's vector for topics and the rows of papers not embedded yet
+/// (a zero row each). A current derived matrix means every paper is
+/// embedded; otherwise the library must have its vectors loaded.
+fn topic_vectors(lib: &Library) -> (Matrix, Vec<usize>) {
+    if let Some(m) = Matrix::load_current(lib) {
+        return (m, Vec::new());
+    }
+    let (m, missing) = Matrix::gather(lib, lib.dim().max(1));
+    if missing.is_empty() {
+        // Extends or saves the matrix for the next run (best effort).
+        if let Ok(saved) = Matrix::load_or_build(lib, &lib.fingerprint()) {
+            return (saved, missing);
+        }
+    }
+    (m, missing)
+}
+
 /// Computes topics, or reuses the cached clustering when the library and
-/// the parameters are unchanged; ids, names and merges come from the topic
-/// state (see the module doc).
+/// the parameters are unchanged, or extends it with the papers added since;
+/// ids, names and merges come from the topic state (see the module doc).
+/// Papers not embedded yet are in no topic (`TopicReport::not_embedded`).
 pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
     let state = TopicState::load(lib);
     let main = is_main(&state, opts);
@@ -179,30 +309,61 @@ pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
     let path = lib
         .derived_dir()
         .join(cache_name(requested_k, opts.seed, main));
-    let fingerprint = lib.fingerprint();
-    let cached: Option<RawTopics> = read_checked_json(&path);
-    let raw = match cached {
-        Some(r)
-            if r.algorithm == TOPICS_ALGORITHM
-                && r.fingerprint == fingerprint
-                && r.requested_k == requested_k
-                && r.seed == opts.seed
-                && r.labels.len() == lib.len()
-                && r.labels.iter().all(|&l| (l as usize) < r.k) =>
-        {
-            r
-        }
-        _ => {
-            let r = compute_raw(lib, requested_k, opts.seed, fingerprint)?;
-            std::fs::create_dir_all(lib.derived_dir())
-                .map_err(|e| Error::io(lib.derived_dir(), e))?;
-            write_checked_json(&path, &r)?;
-            r
-        }
+    let (m, missing) = topic_vectors(lib);
+    if lib.is_empty() {
+        return Err(Error::Empty(
+            "the library is empty; add papers first".into(),
+        ));
+    }
+    if missing.len() == lib.len() {
+        // Nothing to cluster yet; the stored topics are left alone.
+        return Ok(empty_report(lib, opts.seed));
+    }
+    let mut embedded = vec![true; lib.len()];
+    missing.iter().for_each(|&r| embedded[r] = false);
+    let input = TopicInput {
+        requested_k,
+        seed: opts.seed,
+        m: &m,
+        embedded: &embedded,
+        lex: OnceCell::new(),
     };
+    std::fs::create_dir_all(lib.derived_dir()).map_err(|e| Error::io(lib.derived_dir(), e))?;
+    let before = RawTopics::peek(&path);
+    let (mut raw, how) = if opts.recluster {
+        let r = RawTopics::cluster(lib, &input)?;
+        // As a reader: a read-only library still answers.
+        let _ = r.save(&path, "");
+        (r, Refresh::Rebuilt)
+    } else {
+        refresh_at::<RawTopics>(&path, lib, &input, Access::Reader)?
+    };
+    let update = match how {
+        Refresh::Current => None,
+        // Nothing joined (only papers not embedded yet were added): the
+        // note about those says it all.
+        Refresh::Extended { .. } => raw
+            .update
+            .take()
+            .filter(|u| !matches!(u, TopicUpdate::Extended { papers: 0, .. })),
+        Refresh::Rebuilt => Some(TopicUpdate::Clustered {
+            papers: raw.clustered,
+            reason: if opts.recluster {
+                "requested with --recluster".into()
+            } else {
+                why_clustered(before.as_ref(), lib)
+            },
+            first: before.is_none(),
+        }),
+    };
+    let not_embedded = missing.len();
     if !main {
         // Exploratory: matched against the stored run, nothing stored.
-        return finish(lib, &raw, &mut state.clone(), false, opts);
+        return finish(lib, &m, &raw, &mut state.clone(), false, opts).map(|r| TopicReport {
+            update,
+            not_embedded,
+            ..r
+        });
     }
     // Read-modify-write of the state under the writer lock; it is read
     // again under the lock, as another process may have stored a run or a
@@ -211,11 +372,57 @@ pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
     let mut state = TopicState::load(lib);
     let main = is_main(&state, opts) && requested_k == opts.k.or(state.pinned_k);
     let before = state.clone();
-    let report = finish(lib, &raw, &mut state, main, opts)?;
+    let report = finish(lib, &m, &raw, &mut state, main, opts)?;
     if main && state != before && lock.is_some() {
         state.save(lib)?;
     }
-    Ok(report)
+    Ok(TopicReport {
+        update,
+        not_embedded,
+        ..report
+    })
+}
+
+/// Why a clustering was computed from scratch, for the user.
+fn why_clustered(before: Option<&Built>, lib: &Library) -> String {
+    match before {
+        None => "no stored clustering".into(),
+        Some(b) if b.rows <= lib.len() && lib.prefix_fingerprint(b.rows) == b.fingerprint => {
+            "the stored clustering was made with other settings or by another version".into()
+        }
+        Some(_) => "papers were edited or removed since the last clustering".into(),
+    }
+}
+
+/// The report of a library none of whose papers is embedded yet.
+fn empty_report(lib: &Library, seed: u64) -> TopicReport {
+    TopicReport {
+        generator: format!("papermap {}", env!("CARGO_PKG_VERSION")),
+        run: "main".into(),
+        library: LibraryInfo {
+            papers: lib.len(),
+            model: lib
+                .manifest()
+                .model
+                .as_ref()
+                .map_or(String::new(), |m| m.id.clone()),
+            fingerprint: lib.fingerprint(),
+        },
+        params: Params {
+            k: 0,
+            seed,
+            k_chosen_by: "none".into(),
+            k_scores: Vec::new(),
+            inertia: 0.0,
+            pinned: false,
+        },
+        warnings: Vec::new(),
+        not_embedded: lib.len(),
+        update: None,
+        topics: Vec::new(),
+        hierarchy: Vec::new(),
+        map: Vec::new(),
+    }
 }
 
 fn is_main(state: &TopicState, opts: &TopicOptions) -> bool {
@@ -235,10 +442,8 @@ fn state_lock(lib: &Library, wait: Option<Duration>) -> Result<Option<LockFile>>
 
 /// Whether the main run's cached clustering matches the library as it is.
 pub fn topics_current(lib: &Library) -> bool {
-    read_checked_json::<RawTopics>(&lib.derived_dir().join("topics.json")).is_some_and(|r| {
-        r.algorithm == TOPICS_ALGORITHM
-            && r.fingerprint == lib.fingerprint()
-            && r.labels.len() == lib.len()
+    read_checked_json::<RawTopics>(&lib.derived_dir().join(RawTopics::FILE)).is_some_and(|r| {
+        r.algorithm == TOPICS_ALGORITHM && r.fingerprint == lib.fingerprint() && r.rows == lib.len()
     })
 }
 
@@ -350,59 +555,289 @@ pub fn topic_space(lib: &Library, m: &Matrix) -> Result<(Vec<f32>, usize)> {
     ))
 }
 
-fn compute_raw(
-    lib: &Library,
-    requested_k: Option<usize>,
-    seed: u64,
-    fingerprint: String,
-) -> Result<RawTopics> {
-    let m = Matrix::load_or_build(lib, &fingerprint)?;
-    let n = m.rows();
-    if n == 0 {
-        return Err(Error::Empty(
-            "the library is empty; add papers first".into(),
-        ));
-    }
-    let (x, dim) = topic_space(lib, &m)?;
-    let (k, k_scores, chosen_by) = match requested_k {
-        Some(k) => (k, Vec::new(), "user"),
-        None => {
-            let (k, s) = cluster::choose_k(&x, dim, seed)?;
-            (k, s, "stability")
+impl RawTopics {
+    /// A full clustering of the embedded papers.
+    fn cluster(lib: &Library, input: &TopicInput) -> Result<RawTopics> {
+        let n = lib.len();
+        let rows: Vec<usize> = (0..n).filter(|&r| input.embedded[r]).collect();
+        if rows.is_empty() {
+            return Err(Error::Empty(
+                "no paper is embedded yet; topics need vectors (`papermap embed`)".into(),
+            ));
         }
-    };
-    let c = cluster::kmeans(&x, dim, &KMeansOptions::new(k, seed))?;
-    let lay = cluster::layout::layout(&x, dim, &c.labels, seed)?;
-    Ok(RawTopics {
-        algorithm: TOPICS_ALGORITHM,
-        fingerprint,
-        requested_k,
-        seed,
-        k,
-        k_chosen_by: chosen_by.into(),
-        k_scores,
-        inertia: (c.inertia * 1e4).round() / 1e4,
-        labels: c.labels.iter().map(|&l| l as u32).collect(),
-        xy: lay.xy,
-        related: lay.related,
-    })
+        let m = input.m;
+        let dim = m.dim;
+        let dense: std::borrow::Cow<[f32]> = if rows.len() == n {
+            m.as_slice().into()
+        } else {
+            rows.iter()
+                .flat_map(|&r| m.row(r).iter().copied())
+                .collect::<Vec<f32>>()
+                .into()
+        };
+        let lex = input.lex(lib)?;
+        let papers = lib.papers();
+        // TF-IDF rows keyed by the term's text (numbered here; the lexical
+        // index renumbers its terms as it grows, and the basis stored for
+        // extension must outlive that), in the text's order: the order of
+        // the freshly built lexical index, so the SVD sees what it saw when
+        // rows came from `Bm25::tfidf_vector`.
+        let mut names: Vec<String> = Vec::new();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let docs: Vec<Vec<(u32, f32)>> = rows
+            .iter()
+            .map(|&r| {
+                let weights = tfidf_by_term(lex, &papers[r]);
+                weights
+                    .into_iter()
+                    .map(|(t, w)| {
+                        let id = match ids.get(t.as_str()) {
+                            Some(&id) => id,
+                            None => {
+                                let id = names.len() as u32;
+                                ids.insert(t.clone(), id);
+                                names.push(t);
+                                id
+                            }
+                        };
+                        (id, w)
+                    })
+                    .collect()
+            })
+            .collect();
+        drop(ids);
+        let seed = input.seed;
+        let space = cluster::features::topic_space_with_basis(
+            &dense,
+            dim,
+            &docs,
+            &cluster::features::FeatureOptions::default(),
+        );
+        drop(docs);
+        let (k, k_scores, chosen_by) = match input.requested_k {
+            Some(k) => (k, Vec::new(), "user"),
+            None => {
+                let (k, s) = cluster::choose_k(&space.rows, space.dim, seed)?;
+                (k, s, "stability")
+            }
+        };
+        let c = cluster::kmeans(&space.rows, space.dim, &KMeansOptions::new(k, seed))?;
+        let placement = space.basis.as_ref().map(|b| {
+            let terms = b
+                .terms
+                .iter()
+                .map(|&t| std::mem::take(&mut names[t as usize]))
+                .collect();
+            Placement::new(dim, b, terms, &c.centroids, &space.plain, &c.labels)
+        });
+        drop(names);
+        let lay = cluster::layout::layout(&space.rows, space.dim, &c.labels, seed)?;
+        let mut by_row = vec![usize::MAX; n];
+        for (i, &r) in rows.iter().enumerate() {
+            by_row[r] = c.labels[i];
+        }
+        let names = label::keywords_weighted(papers, &by_row, k, TopicOptions::default().keywords)
+            .iter()
+            .map(|kw| label::name(&kw.iter().map(|x| x.0.clone()).collect::<Vec<_>>()))
+            .collect();
+        let mut labels = vec![UNASSIGNED; n];
+        let mut xy = vec![[0f32; 2]; n];
+        let mut related = vec![Vec::new(); n];
+        for (i, &r) in rows.iter().enumerate() {
+            labels[r] = c.labels[i] as u32;
+            xy[r] = lay.xy[i];
+            related[r] = lay.related[i]
+                .iter()
+                .map(|&j| rows[j as usize] as u32)
+                .collect();
+        }
+        Ok(RawTopics {
+            algorithm: TOPICS_ALGORITHM,
+            fingerprint: lib.fingerprint(),
+            rows: n,
+            requested_k: input.requested_k,
+            seed,
+            k,
+            k_chosen_by: chosen_by.into(),
+            k_scores,
+            inertia: (c.inertia * 1e4).round() / 1e4,
+            labels,
+            xy,
+            related,
+            names,
+            clustered: rows.len(),
+            placed: 0,
+            placement,
+            update: None,
+        })
+    }
+
+    /// The papers in no topic that are embedded now (appended since, or
+    /// left out before) join their nearest topic; the others keep theirs.
+    /// Clusters again instead when the library drifted (`cluster::assign`).
+    fn grow(mut self, lib: &Library, input: &TopicInput) -> Result<RawTopics> {
+        let n = lib.len();
+        self.labels.resize(n, UNASSIGNED);
+        self.xy.resize(n, [0.0, 0.0]);
+        self.related.resize(n, Vec::new());
+        let todo: Vec<usize> = (0..n)
+            .filter(|&r| self.labels[r] == UNASSIGNED && input.embedded[r])
+            .collect();
+        let again = |reason: String| -> Result<RawTopics> {
+            let mut r = RawTopics::cluster(lib, input)?;
+            r.update = Some(TopicUpdate::Clustered {
+                papers: r.clustered,
+                reason,
+                first: false,
+            });
+            Ok(r)
+        };
+        if todo.is_empty() {
+            // Only papers not embedded yet were added: nothing to place.
+            return Ok(self.covering(lib, 0, 0, 0.0));
+        }
+        if let Some(d) = assign::share_drift(self.clustered, self.placed + todo.len()) {
+            return again(format!("drift: {d}"));
+        }
+        let m = input.m;
+        let decoded = self.placement.as_ref().and_then(|p| {
+            let ok = p.dense_dim == m.dim && p.k() == self.k;
+            ok.then(|| p.decode()).flatten().map(|d| (p, d))
+        });
+        let Some((placement, (basis, index))) = decoded else {
+            return again("the stored clustering cannot take new papers".into());
+        };
+        let lex = input.lex(lib)?;
+        let papers = lib.papers();
+        let placed: Vec<(usize, f32)> = todo
+            .iter()
+            .map(|&r| {
+                let mut lexical: Vec<(usize, f32)> = tfidf_by_term(lex, &papers[r])
+                    .into_iter()
+                    .filter_map(|(t, w)| index.get(t.as_str()).map(|&i| (i, w)))
+                    .collect();
+                lexical.sort_unstable_by_key(|x| x.0);
+                placement.place(&basis, m.row(r), &lexical)
+            })
+            .collect();
+        let baseline = placement.baseline;
+        let distances: Vec<f32> = placed.iter().map(|x| x.1).collect();
+        if let Some(d) = assign::distance_drift(&distances, baseline) {
+            return again(format!("drift: {d}"));
+        }
+        self.place_on_map(m, &todo, &placed);
+        for (&r, &(t, _)) in todo.iter().zip(&placed) {
+            self.labels[r] = t as u32;
+        }
+        let mut joined: Vec<usize> = placed.iter().map(|x| x.0).collect();
+        joined.sort_unstable();
+        joined.dedup();
+        self.placed += todo.len();
+        let ratio = if distances.is_empty() || baseline <= 0.0 {
+            0.0
+        } else {
+            distances.iter().sum::<f32>() / distances.len() as f32 / baseline
+        };
+        Ok(self.covering(lib, todo.len(), joined.len(), round4(ratio)))
+    }
+
+    /// This clustering, stamped with the library's state.
+    fn covering(mut self, lib: &Library, papers: usize, topics: usize, ratio: f32) -> RawTopics {
+        self.fingerprint = lib.fingerprint();
+        self.rows = lib.len();
+        self.update = Some(TopicUpdate::Extended {
+            papers,
+            topics,
+            distance_ratio: ratio,
+        });
+        self
+    }
+
+    /// Map positions and related papers of the `todo` rows, placed in
+    /// topics `placed`: their five most similar papers (by embedding) among
+    /// up to 2,000 of the topic's members, the position a similarity-weighted
+    /// mean of theirs (as the layout places papers beyond its sample).
+    fn place_on_map(&mut self, m: &Matrix, todo: &[usize], placed: &[(usize, f32)]) {
+        const CANDIDATES: usize = 2_000;
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.k];
+        for (r, &l) in self.labels.iter().enumerate() {
+            if l != UNASSIGNED {
+                members[l as usize].push(r);
+            }
+        }
+        for ms in &mut members {
+            if ms.len() > CANDIDATES {
+                let step = ms.len().div_ceil(CANDIDATES);
+                *ms = ms.iter().step_by(step).copied().collect();
+            }
+        }
+        for (&r, &(t, _)) in todo.iter().zip(placed) {
+            let q = m.row(r);
+            let mut sims: Vec<(f32, usize)> = members[t]
+                .iter()
+                .map(|&j| (crate::index::dot(q, m.row(j)), j))
+                .collect();
+            sims.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            sims.truncate(5);
+            let Some(&(best, _)) = sims.first() else {
+                continue;
+            };
+            let (mut sx, mut sy, mut sw) = (0f32, 0f32, 0f32);
+            for &(c, j) in &sims {
+                let w = ((c - best) / 0.02).exp();
+                sx += w * self.xy[j][0];
+                sy += w * self.xy[j][1];
+                sw += w;
+            }
+            self.xy[r] = [sx / sw, sy / sw];
+            self.related[r] = sims.iter().map(|&(_, j)| j as u32).collect();
+        }
+    }
+}
+
+/// A paper's TF-IDF weights by term text, sorted by text (the weights of
+/// `Bm25::tfidf_vector`: sublinear tf times the smooth idf, unit length).
+fn tfidf_by_term(lex: &Bm25, p: &crate::paper::Paper) -> Vec<(String, f32)> {
+    let mut counts: HashMap<String, f32> = HashMap::new();
+    for t in crate::lexical::paper_terms(p) {
+        *counts.entry(t).or_default() += 1.0;
+    }
+    let mut v: Vec<(String, f32)> = counts
+        .into_iter()
+        .filter(|(t, _)| lex.df(t) > 0)
+        .map(|(t, tf)| {
+            let w = (1.0 + tf.ln()) * lex.idf_tfidf(&t);
+            (t, w)
+        })
+        .collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let norm = v.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|(_, w)| *w /= norm);
+    }
+    v
 }
 
 /// Ids, merges, names, keywords, representatives, time and hierarchy on top
 /// of a clustering. Updates `state` when this is the main run.
 fn finish(
     lib: &Library,
+    m: &Matrix,
     raw: &RawTopics,
     state: &mut TopicState,
     main: bool,
     opts: &TopicOptions,
 ) -> Result<TopicReport> {
     let papers = lib.papers();
-    let m = Matrix::load_or_build(lib, &raw.fingerprint)?;
     let mut clusters: Vec<Vec<usize>> = vec![Vec::new(); raw.k];
     for (row, &l) in raw.labels.iter().enumerate() {
-        clusters[l as usize].push(row);
+        if l != UNASSIGNED {
+            clusters[l as usize].push(row);
+        }
     }
+    let in_topics: usize = clusters.iter().map(Vec::len).sum();
+    // The raw cluster each kept cluster is (for the names stored with it).
+    let raw_index: Vec<usize> = (0..raw.k).filter(|&c| !clusters[c].is_empty()).collect();
     clusters.retain(|c| !c.is_empty());
     let member_ids: Vec<Vec<String>> = clusters
         .iter()
@@ -416,10 +851,13 @@ fn finish(
         .iter()
         .map(|&(id, ch)| (id, (!first).then_some(ch)))
         .collect();
-    let unchanged = state
-        .main
-        .as_ref()
-        .is_some_and(|s| s.fingerprint == raw.fingerprint && s.k == raw.k);
+    // The same papers in the same clustering (papers embedded since make it
+    // a new run even though the library's fingerprint is the same).
+    let unchanged = state.main.as_ref().is_some_and(|s| {
+        s.fingerprint == raw.fingerprint
+            && s.k == raw.k
+            && s.topics.iter().map(|t| t.members.len()).sum::<usize>() == in_topics
+    });
     if main && unchanged {
         // The same run again: report the changes it had when it was stored.
         let stored: HashMap<u32, Change> = state
@@ -469,7 +907,19 @@ fn finish(
     }
     let group_ids: Vec<u32> = groups.keys().copied().collect();
     let g = group_ids.len();
-    let mut labels = vec![0usize; papers.len()];
+    // A topic that is one raw cluster keeps the name it got when it was
+    // clustered: papers joining it later refresh its keywords, not its name.
+    let stored_name: HashMap<u32, &str> = ids
+        .iter()
+        .enumerate()
+        .filter_map(|(ci, &(id, _))| {
+            let to = state.final_id(id);
+            let name = raw.names.get(raw_index[ci])?;
+            (groups[&to].2 == 1 && !name.is_empty()).then_some((to, name.as_str()))
+        })
+        .collect();
+    // Papers in no topic get a label past the last group.
+    let mut labels = vec![usize::MAX; papers.len()];
     for (gi, (rows, _, _)) in groups.values().enumerate() {
         for &r in rows {
             labels[r] = gi;
@@ -479,21 +929,26 @@ fn finish(
     // Unit centroids of the embeddings: distances and similarities are cosines.
     let mut unit = vec![vec![0f32; m.dim]; g];
     for (row, &l) in labels.iter().enumerate() {
+        if l == usize::MAX {
+            continue;
+        }
         for (u, &v) in unit[l].iter_mut().zip(m.row(row)) {
             *u += v;
         }
     }
     unit.iter_mut().for_each(|v| normalize(v));
-    let names: Vec<String> =
-        group_ids
-            .iter()
-            .zip(&keywords)
-            .map(|(id, kw)| {
-                state.names.get(id).cloned().unwrap_or_else(|| {
-                    label::name(&kw.iter().map(|x| x.0.clone()).collect::<Vec<_>>())
-                })
+    let names: Vec<String> = group_ids
+        .iter()
+        .zip(&keywords)
+        .map(|(id, kw)| {
+            state.names.get(id).cloned().unwrap_or_else(|| {
+                stored_name.get(id).map_or_else(
+                    || label::name(&kw.iter().map(|x| x.0.clone()).collect::<Vec<_>>()),
+                    |n| n.to_string(),
+                )
             })
-            .collect();
+        })
+        .collect();
     let years = crate::report::YearSpan::of(papers);
     let mut topics: Vec<TopicView> = groups
         .iter()
@@ -534,16 +989,28 @@ fn finish(
         })
         .collect();
     topics.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
-    let map = raw
-        .xy
+    // The map holds the papers in topics; related papers are map indices.
+    let mut at = vec![u32::MAX; papers.len()];
+    let on_map: Vec<usize> = (0..papers.len())
+        .filter(|&r| labels[r] != usize::MAX)
+        .collect();
+    for (i, &r) in on_map.iter().enumerate() {
+        at[r] = i as u32;
+    }
+    let map = on_map
         .iter()
-        .enumerate()
-        .map(|(row, p)| MapPoint {
-            id: papers[row].id.clone(),
-            topic: group_ids[labels[row]],
-            x: round4(p[0]),
-            y: round4(p[1]),
-            related: raw.related.get(row).cloned().unwrap_or_default(),
+        .map(|&row| {
+            let p = raw.xy[row];
+            MapPoint {
+                id: papers[row].id.clone(),
+                topic: group_ids[labels[row]],
+                x: round4(p[0]),
+                y: round4(p[1]),
+                related: raw.related[row]
+                    .iter()
+                    .filter_map(|&j| at.get(j as usize).copied().filter(|&i| i != u32::MAX))
+                    .collect(),
+            }
         })
         .collect();
     let hierarchy = hierarchy(
@@ -584,6 +1051,8 @@ fn finish(
             pinned: main && state.pinned_k.is_some(),
         },
         warnings,
+        not_embedded: 0,
+        update: None,
         topics,
         hierarchy,
         map,

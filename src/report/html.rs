@@ -58,7 +58,20 @@ pub fn render(r: &TopicReport, papers: &[Paper]) -> String {
         .collect();
     // Abstracts are clipped so that 100k papers stay a page a browser opens.
     let abs_len = if r.map.len() > 20_000 { 240 } else { 600 };
-    let paper = |row: usize, id: &str| papers.get(row).filter(|p| p.id == id);
+    // A map point's index is its library row unless papers are left out
+    // (not embedded yet): then it is found by id.
+    let by_id: std::collections::HashMap<&str, &crate::paper::Paper> =
+        if r.map.len() == papers.len() {
+            Default::default()
+        } else {
+            papers.iter().map(|p| (p.id.as_str(), p)).collect()
+        };
+    let paper = |row: usize, id: &str| {
+        papers
+            .get(row)
+            .filter(|p| p.id == id)
+            .or_else(|| by_id.get(id).copied())
+    };
     let mut cols: [Vec<serde_json::Value>; 11] = Default::default();
     for (row, p) in r.map.iter().enumerate() {
         let pp = paper(row, &p.id);

@@ -45,6 +45,15 @@ pub struct TopicReport {
     /// range tried).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Papers of the library left out because they are not embedded yet
+    /// (they are in no topic).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_embedded: usize,
+    /// What this run did to the stored clustering (None: reused as it
+    /// was). Not serialised: the report is a function of the library and
+    /// the parameters, while this depends on what was stored before.
+    #[serde(skip)]
+    pub update: Option<TopicUpdate>,
     pub topics: Vec<TopicView>,
     /// Topic hierarchy: agglomerative joins of topic centroids, most
     /// similar first (leaves `tID`, inner nodes `nN`).
@@ -53,6 +62,76 @@ pub struct TopicReport {
     /// 2-D map coordinates (neighbour-graph layout) per paper, for the HTML page.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub map: Vec<MapPoint>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// How a run brought the clustering up to date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TopicUpdate {
+    /// Papers added (or embedded) since joined their nearest topic; the
+    /// topics kept their members, ids and names.
+    /// `distance_ratio`: the new papers' mean distance to their topic over
+    /// the clustered papers' (what the drift rule compares).
+    Extended {
+        papers: usize,
+        topics: usize,
+        #[serde(default)]
+        distance_ratio: f32,
+    },
+    /// A full clustering of `papers` papers, and why; `first` when there
+    /// was no clustering before.
+    Clustered {
+        papers: usize,
+        reason: String,
+        #[serde(default)]
+        first: bool,
+    },
+}
+
+impl TopicUpdate {
+    /// One line for the user ("topics extended: 1,000 new papers joined 17
+    /// topics").
+    pub fn summary(&self) -> String {
+        match self {
+            TopicUpdate::Extended {
+                papers,
+                topics,
+                distance_ratio,
+            } => format!(
+                "topics extended: {} new paper{} joined {} topic{} (mean distance to their topic {distance_ratio:.2}x the clustered papers'; a full re-clustering: `topics --recluster`)",
+                thousands(*papers),
+                if *papers == 1 { "" } else { "s" },
+                thousands(*topics),
+                if *topics == 1 { "" } else { "s" }
+            ),
+            TopicUpdate::Clustered {
+                papers,
+                reason,
+                first,
+            } => format!(
+                "{}clustered: {} papers ({reason})",
+                if *first { "" } else { "re-" },
+                thousands(*papers)
+            ),
+        }
+    }
+}
+
+/// `1234567` as "1,234,567".
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One step of the topic hierarchy.
@@ -194,7 +273,8 @@ pub struct MapPoint {
     pub topic: u32,
     pub x: f32,
     pub y: f32,
-    /// Rows (library order) of the most related papers.
+    /// The most related papers, as indices into the report's `map` (the
+    /// same as library rows when every paper is in the topics).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<u32>,
 }
@@ -323,5 +403,13 @@ mod tests {
             all: vec![(2020, 3), (2022, 500), (2023, 500)],
         };
         assert_eq!(sparse.trend(&[(2022, 10), (2023, 10)]), None);
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
     }
 }

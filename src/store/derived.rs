@@ -54,7 +54,7 @@ pub fn inspect(dir: &Path, fingerprint: &str) -> Vec<DerivedProblem> {
     if topics.exists() {
         let state = match read_checked_json::<serde_json::Value>(&topics) {
             None => Some("damaged (not valid JSON or checksum mismatch)".to_string()),
-            Some(v) if v["report"]["library"]["fingerprint"] != fingerprint => {
+            Some(v) if v["fingerprint"] != fingerprint => {
                 Some("stale (computed for another state of the library)".to_string())
             }
             Some(_) => None,
@@ -130,7 +130,7 @@ pub enum Access {
 }
 
 /// A file in `derived/` computed from the library's papers in order: the
-/// matrix, the HNSW graph, the lexical index. Each knows how to read its
+/// matrix, the HNSW graph, the lexical index, the topics. Each knows how to read its
 /// header, load itself (every check: magic, version, fingerprint, rows,
 /// checksum), build from scratch, extend a prefix and write itself
 /// atomically; [`refresh`] owns the decision between them, for all.
@@ -155,6 +155,14 @@ pub trait DerivedFile: Sized {
         let _ = from;
         self.save(path, fingerprint)
     }
+    /// A file built for exactly this library state that still has work to
+    /// do: the topics, which leave out papers not embedded when they were
+    /// computed and take them in once they are. Such a file is extended
+    /// from `lib.len()` (no new rows, only the pending ones). Default: never.
+    fn pending(&self, lib: &Library, input: Self::Input<'_>) -> bool {
+        let _ = (lib, input);
+        false
+    }
 }
 
 /// The derived file `D` for the library's current state: loaded when
@@ -165,26 +173,39 @@ pub fn refresh<D: DerivedFile>(
     input: D::Input<'_>,
     access: Access,
 ) -> Result<(D, Refresh)> {
-    let path = lib.derived_dir().join(D::FILE);
+    refresh_at(&lib.derived_dir().join(D::FILE), lib, input, access)
+}
+
+/// As [`refresh`] for a file at `path` (the topics of an exploratory run
+/// are cached per k and seed under names of their own).
+pub fn refresh_at<D: DerivedFile>(
+    path: &Path,
+    lib: &Library,
+    input: D::Input<'_>,
+    access: Access,
+) -> Result<(D, Refresh)> {
     let fingerprint = lib.fingerprint();
     let want = Built {
         fingerprint: fingerprint.clone(),
         rows: lib.len(),
     };
-    if let Some(d) = D::load(&path, &want, lib, input) {
-        return Ok((d, Refresh::Current));
-    }
-    let prefix = D::peek(&path).filter(|b| {
-        b.rows > 0 && b.rows < lib.len() && lib.prefix_fingerprint(b.rows) == b.fingerprint
-    });
-    let old = prefix.and_then(|b| Some((D::load(&path, &b, lib, input)?, b.rows)));
+    let current = D::load(path, &want, lib, input);
+    let old = match current {
+        Some(d) if !d.pending(lib, input) => return Ok((d, Refresh::Current)),
+        Some(d) => Some((d, lib.len())),
+        None => D::peek(path)
+            .filter(|b| {
+                b.rows > 0 && b.rows < lib.len() && lib.prefix_fingerprint(b.rows) == b.fingerprint
+            })
+            .and_then(|b| Some((D::load(path, &b, lib, input)?, b.rows))),
+    };
     let (d, how) = match old {
         Some((old, from)) => (old.extend(from, lib, input)?, Refresh::Extended { from }),
         None => (D::build(lib, input)?, Refresh::Rebuilt),
     };
     let saved = match how {
-        Refresh::Extended { from } => d.save_extended(&path, &fingerprint, from),
-        _ => d.save(&path, &fingerprint),
+        Refresh::Extended { from } => d.save_extended(path, &fingerprint, from),
+        _ => d.save(path, &fingerprint),
     };
     match saved {
         Err(e) if access == Access::Writer => Err(e),
