@@ -42,13 +42,25 @@ const SINGLE: usize = 14;
 pub const LEXICAL_FILE: &str = "lexical.bin";
 
 /// A sorted vocabulary in one buffer: term `i` is
-/// `text[ends[i - 1]..ends[i]]`, found by binary search. Loading it is two
-/// reads, not millions of small allocations and a hash table (phrases make
-/// the vocabulary several times larger than the words alone).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `text[ends[i - 1]..ends[i]]`. Loading it is two reads, not millions of
+/// small allocations (phrases make the vocabulary several times larger
+/// than the words alone). Lookups go through a hash table of term ids
+/// built on the first lookup (~40 ms for a million terms): a query looks
+/// up hundreds of terms and phrases, and a binary search's cache misses
+/// over the whole buffer were a third of a query's time at 100k papers.
+#[derive(Debug, Clone, Default)]
 struct Vocab {
     text: String,
     ends: Vec<u64>,
+    /// Open addressing by xxh3 of the term: `id + 1`, 0 for empty; twice
+    /// as many slots as terms, rounded up to a power of two.
+    slots: std::sync::OnceLock<Box<[u32]>>,
+}
+
+impl PartialEq for Vocab {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.ends == other.ends
+    }
 }
 
 impl Vocab {
@@ -61,22 +73,44 @@ impl Vocab {
         &self.text[lo..self.ends[i] as usize]
     }
 
+    fn bytes(&self, i: usize) -> &[u8] {
+        let lo = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text.as_bytes()[lo..self.ends[i] as usize]
+    }
+
     fn push(&mut self, t: &str) {
         self.text.push_str(t);
         self.ends.push(self.text.len() as u64);
+        self.slots = std::sync::OnceLock::new();
+    }
+
+    fn slots(&self) -> &[u32] {
+        self.slots.get_or_init(|| {
+            let size = (2 * self.len()).next_power_of_two().max(2);
+            let mask = size - 1;
+            let mut slots = vec![0u32; size];
+            for i in 0..self.len() {
+                let mut at = xxhash_rust::xxh3::xxh3_64(self.bytes(i)) as usize & mask;
+                while slots[at] != 0 {
+                    at = (at + 1) & mask;
+                }
+                slots[at] = i as u32 + 1;
+            }
+            slots.into_boxed_slice()
+        })
     }
 
     fn find(&self, t: &str) -> Option<u32> {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.get(mid).cmp(t) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid as u32),
+        let slots = self.slots();
+        let mask = slots.len() - 1;
+        let mut at = xxhash_rust::xxh3::xxh3_64(t.as_bytes()) as usize & mask;
+        loop {
+            match slots[at] {
+                0 => return None,
+                id if self.bytes(id as usize - 1) == t.as_bytes() => return Some(id - 1),
+                _ => at = (at + 1) & mask,
             }
         }
-        None
     }
 
     /// A vocabulary read from a file: every end within the text and on a
@@ -89,7 +123,11 @@ impl Vocab {
             }
             prev = e;
         }
-        (prev as usize == text.len()).then_some(Vocab { text, ends })
+        (prev as usize == text.len()).then_some(Vocab {
+            text,
+            ends,
+            slots: std::sync::OnceLock::new(),
+        })
     }
 }
 
@@ -127,8 +165,9 @@ pub struct Bm25 {
     /// Words of each document (phrases not counted): BM25's length.
     doc_len: Vec<u32>,
     avg_len: f32,
-    /// Euclidean norm of each document's TF-IDF vector (derived at load).
-    doc_norm: Vec<f32>,
+    /// One over the Euclidean norm of each document's TF-IDF vector (0 for
+    /// an empty one; derived at load).
+    inv_norm: Vec<f32>,
     /// Phrases only one paper uses, as [`SINGLE`]-byte records sorted by
     /// (hash, document). They match nothing and do not count in the cosine
     /// (a phrase one paper uses is shared with nothing, yet would weigh in
@@ -138,10 +177,16 @@ pub struct Bm25 {
     /// over all papers would have it. About 80% of all phrases; kept as
     /// strings they made the file five times the words-only one.
     singles: Vec<u8>,
-    /// Per posting, `(1 + ln tf) / norm` of its document: the cosine's
-    /// document side without the idf, so scoring is one multiply-add per
-    /// posting (derived at load, 4 bytes a posting in memory only).
-    post_w: Vec<f32>,
+    /// Per posting, `doc << 4 | min(tf, 15)` (derived at load, in memory
+    /// only; empty for a library of 2^28 papers or more): scoring reads 4
+    /// bytes a posting instead of 6 or 8. Scoring a paper's text touches
+    /// about two million postings at 100k papers, and reading them is most
+    /// of a query's time.
+    packed: Vec<u32>,
+    /// Per vocabulary term, its TF-IDF idf ([`Bm25::tfidf_idf`]; derived
+    /// at load): a query looks up hundreds of terms, and the title lean
+    /// every candidate's title words.
+    idf: Vec<f32>,
 }
 
 impl DerivedFile for Bm25 {
@@ -397,10 +442,23 @@ impl Bm25 {
             tfs,
             doc_len,
             avg_len,
-            doc_norm: Vec::new(),
-            post_w: Vec::new(),
+            inv_norm: Vec::new(),
+            packed: Vec::new(),
             singles,
+            idf: Vec::new(),
         };
+        let n = b.docs() as f32;
+        b.idf = (0..b.vocab.len())
+            .map(|ti| {
+                let df = (b.starts[ti + 1] - b.starts[ti]) as f32;
+                let idf = ((1.0 + n) / (1.0 + df)).ln() + 1.0;
+                if is_phrase(b.vocab.get(ti)) {
+                    PHRASE_WEIGHT * idf
+                } else {
+                    idf
+                }
+            })
+            .collect();
         // One pass over the postings (~10 ms per million): cheaper than a
         // second array in the file to keep consistent.
         let mut sq = vec![0f64; b.doc_len.len()];
@@ -412,20 +470,24 @@ impl Bm25 {
                 sq[d as usize] += w * w;
             }
         }
-        b.doc_norm = sq.into_iter().map(|x| x.sqrt() as f32).collect();
-        b.post_w = b
-            .docs
-            .iter()
-            .zip(&b.tfs)
-            .map(|(&d, &tf)| {
-                let norm = b.doc_norm[d as usize];
-                if norm > 0.0 {
-                    sublinear(f32::from(tf)) / norm
+        b.inv_norm = sq
+            .into_iter()
+            .map(|x| {
+                if x > 0.0 {
+                    (1.0 / x.sqrt()) as f32
                 } else {
                     0.0
                 }
             })
             .collect();
+        if b.docs() < 1 << 28 {
+            b.packed = b
+                .docs
+                .iter()
+                .zip(&b.tfs)
+                .map(|(&d, &tf)| d << 4 | u32::from(tf.min(15)))
+                .collect();
+        }
         b
     }
 
@@ -440,13 +502,7 @@ impl Bm25 {
     /// every document still counts a little, so short texts keep a norm;
     /// a phrase weighs [`PHRASE_WEIGHT`] of that.
     fn tfidf_idf(&self, ti: u32) -> f32 {
-        let n = self.docs() as f32;
-        let idf = ((1.0 + n) / (1.0 + self.df_of(ti) as f32)).ln() + 1.0;
-        if is_phrase(self.vocab.get(ti as usize)) {
-            PHRASE_WEIGHT * idf
-        } else {
-            idf
-        }
+        self.idf[ti as usize]
     }
 
     /// The unit TF-IDF vector of a text given as terms, over this index's
@@ -460,19 +516,28 @@ impl Bm25 {
     /// two-word phrases (those at least two papers use): the vector
     /// `related` compares papers by, as the index holds them.
     pub fn query_vector(&self, terms: &[String]) -> Vec<(u32, f32)> {
-        self.unit_vector(features(terms).filter_map(|t| self.vocab.find(&t)))
+        // The features of `features`, each phrase spelled into one reused
+        // buffer rather than a new string.
+        let mut phrase = String::new();
+        let words = terms.iter().filter_map(|t| self.vocab.find(t));
+        let phrases = terms.windows(2).filter_map(|w| {
+            phrase.clear();
+            phrase.push_str(&w[0]);
+            phrase.push(' ');
+            phrase.push_str(&w[1]);
+            self.vocab.find(&phrase)
+        });
+        self.unit_vector(words.chain(phrases))
     }
 
     fn unit_vector(&self, ids: impl Iterator<Item = u32>) -> Vec<(u32, f32)> {
-        let mut counts: HashMap<u32, f32> = HashMap::new();
-        for ti in ids {
-            *counts.entry(ti).or_default() += 1.0;
+        let mut ids: Vec<u32> = ids.collect();
+        ids.sort_unstable();
+        let mut v: Vec<(u32, f32)> = Vec::new();
+        for run in ids.chunk_by(|a, b| a == b) {
+            let tf = run.len() as f32;
+            v.push((run[0], sublinear(tf) * self.tfidf_idf(run[0])));
         }
-        let mut v: Vec<(u32, f32)> = counts
-            .into_iter()
-            .map(|(ti, tf)| (ti, sublinear(tf) * self.tfidf_idf(ti)))
-            .collect();
-        v.sort_unstable_by_key(|&(ti, _)| ti);
         let norm = v.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
         if norm > 0.0 {
             v.iter_mut().for_each(|(_, w)| *w /= norm);
@@ -480,15 +545,39 @@ impl Bm25 {
         v
     }
 
-    /// Adds `weight` times the TF-IDF cosine between `query` (a unit vector
-    /// from [`Bm25::tfidf_vector`]) and every document into `acc`.
-    pub fn accumulate_cosine(&self, query: &[(u32, f32)], weight: f32, acc: &mut [f32]) {
-        for &(ti, qw) in query {
-            let w = self.tfidf_idf(ti) * qw * weight;
-            let (lo, hi) = self.range(ti);
-            for (&d, &pw) in self.docs[lo..hi].iter().zip(&self.post_w[lo..hi]) {
-                acc[d as usize] += w * pw;
+    /// The TF-IDF cosine of every document with a weighted sum of queries
+    /// (unit vectors from [`Bm25::query_vector`], e.g. a text with weight 1
+    /// and texts to avoid with a negative one), into `acc` (one score per
+    /// document; its old content is dropped). The document norm is applied
+    /// once per document at the end, not once per posting.
+    pub fn cosine_scores(&self, queries: &[(&[(u32, f32)], f32)], acc: &mut Vec<f32>) {
+        acc.clear();
+        acc.resize(self.docs(), 0.0);
+        let table: [f32; 16] = std::array::from_fn(|tf| sublinear(tf as f32));
+        for &(query, weight) in queries {
+            for &(ti, qw) in query {
+                let w = self.tfidf_idf(ti) * qw * weight;
+                let (lo, hi) = self.range(ti);
+                if self.packed.is_empty() {
+                    for (&d, &tf) in self.docs[lo..hi].iter().zip(&self.tfs[lo..hi]) {
+                        acc[d as usize] += w * sublinear(f32::from(tf));
+                    }
+                    continue;
+                }
+                let by_tf = table.map(|s| s * w);
+                for (i, &p) in self.packed[lo..hi].iter().enumerate() {
+                    let code = (p & 15) as usize;
+                    let add = if code < 15 {
+                        by_tf[code]
+                    } else {
+                        w * sublinear(f32::from(self.tfs[lo + i]))
+                    };
+                    acc[(p >> 4) as usize] += add;
+                }
             }
+        }
+        for (a, &inv) in acc.iter_mut().zip(&self.inv_norm) {
+            *a *= inv;
         }
     }
 
@@ -609,6 +698,16 @@ impl Bm25 {
         }
     }
 
+    /// The vocabulary ids of `terms` (words; unknown ones dropped), in order.
+    pub fn term_ids(&self, terms: &[String]) -> Vec<u32> {
+        terms.iter().filter_map(|t| self.vocab.find(t)).collect()
+    }
+
+    /// The TF-IDF idf of vocabulary term `ti` (from [`Bm25::term_ids`]).
+    pub fn idf_of_id(&self, ti: u32) -> f32 {
+        self.tfidf_idf(ti)
+    }
+
     /// The TF-IDF idf of `term` (of an unseen term: as if in no document).
     pub fn idf_tfidf(&self, term: &str) -> f32 {
         match self.vocab.find(term) {
@@ -713,40 +812,37 @@ const SPECIFIC_PHRASE_WORD: f32 = 0.15;
 /// participle.
 pub fn why_related(
     bm: &Bm25,
-    query_terms: &[String],
+    query: &WhyQuery<'_>,
     doc_terms: &[String],
     max: usize,
 ) -> Vec<String> {
-    use std::collections::HashSet;
-    fn weights<'t>(bm: &Bm25, terms: &'t [String]) -> HashMap<&'t str, f32> {
-        let mut tf: HashMap<&str, f32> = HashMap::new();
-        for t in terms {
+    // The document's weights, for the terms it shares with the query only
+    // (no other term can contribute).
+    let mut tf: HashMap<&str, f32> = HashMap::new();
+    for t in doc_terms {
+        if query.terms.contains_key(t.as_str()) {
             *tf.entry(t.as_str()).or_default() += 1.0;
         }
-        tf.into_iter()
-            .map(|(t, n)| (t, sublinear(n) * bm.idf_tfidf(t)))
-            .collect()
     }
-    let (wq, wd) = (weights(bm, query_terms), weights(bm, doc_terms));
+    let wd: HashMap<&str, f32> = tf
+        .into_iter()
+        .map(|(t, n)| (t, sublinear(n) * query.terms[t].idf))
+        .collect();
     // In a library of a few dozen papers every term is "common": there a
     // term in up to three papers still counts as specific.
     let common = |t: &str, share: f32| {
-        let df = bm.df(t);
+        let df = query.terms.get(t).map_or(0, |q| q.df);
         df > 3 && df as f32 > share * bm.docs() as f32
     };
     let participle = |t: &str| t.len() > 4 && t.ends_with("ed");
     let contribution =
-        |t: &str| wq.get(t).copied().unwrap_or(0.0) * wd.get(t).copied().unwrap_or(0.0);
-    let qpairs: HashSet<(&str, &str)> = query_terms
-        .windows(2)
-        .map(|w| (w[0].as_str(), w[1].as_str()))
-        .collect();
+        |t: &str| query.terms.get(t).map_or(0.0, |q| q.weight) * wd.get(t).copied().unwrap_or(0.0);
     let mut phrases: Vec<(f32, String)> = doc_terms
         .windows(2)
         .map(|w| (w[0].as_str(), w[1].as_str()))
         .filter(|&(a, b)| {
             a != b
-                && qpairs.contains(&(a, b))
+                && query.pairs.contains(&(a, b))
                 && !common(a, SPECIFIC_PHRASE_WORD)
                 && !common(b, SPECIFIC_PHRASE_WORD)
                 && !participle(a)
@@ -757,7 +853,7 @@ pub fn why_related(
     phrases.dedup_by(|a, b| a.1 == b.1);
     let mut singles: Vec<(f32, String)> = wd
         .keys()
-        .filter(|t| wq.contains_key(*t) && !common(t, SPECIFIC_TERM) && !participle(t))
+        .filter(|t| !common(t, SPECIFIC_TERM) && !participle(t))
         .map(|t| (contribution(t), t.to_string()))
         .collect();
     singles.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -778,6 +874,52 @@ pub fn why_related(
         out.push(p);
     }
     out
+}
+
+/// One query term as [`why_related`] weighs it.
+#[derive(Debug, Clone, Copy)]
+struct WhyTerm {
+    /// `(1 + ln tf) * idf` in the query.
+    weight: f32,
+    idf: f32,
+    df: usize,
+}
+
+/// The query side of [`why_related`], prepared once per query (its terms
+/// looked up once, not once per result shown).
+#[derive(Debug, Clone)]
+pub struct WhyQuery<'t> {
+    terms: HashMap<&'t str, WhyTerm>,
+    pairs: std::collections::HashSet<(&'t str, &'t str)>,
+}
+
+impl<'t> WhyQuery<'t> {
+    pub fn new(bm: &Bm25, query_terms: &'t [String]) -> WhyQuery<'t> {
+        let mut tf: HashMap<&str, f32> = HashMap::new();
+        for t in query_terms {
+            *tf.entry(t.as_str()).or_default() += 1.0;
+        }
+        let terms = tf
+            .into_iter()
+            .map(|(t, n)| {
+                let idf = bm.idf_tfidf(t);
+                let weight = sublinear(n) * idf;
+                (
+                    t,
+                    WhyTerm {
+                        weight,
+                        idf,
+                        df: bm.df(t),
+                    },
+                )
+            })
+            .collect();
+        let pairs = query_terms
+            .windows(2)
+            .map(|w| (w[0].as_str(), w[1].as_str()))
+            .collect();
+        WhyQuery { terms, pairs }
+    }
 }
 
 #[cfg(test)]
@@ -907,7 +1049,7 @@ mod tests {
         let q = text::terms("graph neural networks molecular");
         let s = bm.scores(&q);
         assert!(s[&0] > s[&1] && s[&2] > s[&1]);
-        let why = why_related(&bm, &q, &paper_terms(&papers[2]), 3);
+        let why = why_related(&bm, &WhyQuery::new(&bm, &q), &paper_terms(&papers[2]), 3);
         assert_eq!(why[0], "graph neural");
     }
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::embed::normalize;
 use crate::error::{Error, Result};
 use crate::index::{Searcher, dot};
-use crate::lexical::{Bm25, paper_terms, why_related};
+use crate::lexical::{Bm25, WhyQuery, paper_terms, why_related};
 use crate::paper::{PubDate, normalize_title};
 use crate::store::Library;
 use crate::text;
@@ -459,6 +459,10 @@ pub struct Engine<'a> {
     /// once, on the first query that filters by time: a filter looks at
     /// thousands of rows).
     dates: std::sync::OnceLock<Vec<Option<PubDate>>>,
+    /// Each row's distinct title words as vocabulary ids, tokenized the
+    /// first time the title lean looks at the row (a query looks at up to
+    /// a few hundred; a server answers many queries from one engine).
+    titles: std::sync::OnceLock<Vec<std::sync::OnceLock<Box<[u32]>>>>,
 }
 
 impl<'a> Engine<'a> {
@@ -472,6 +476,7 @@ impl<'a> Engine<'a> {
             not_embedded: 0,
             by_title: std::sync::OnceLock::new(),
             dates: std::sync::OnceLock::new(),
+            titles: std::sync::OnceLock::new(),
         })
     }
 
@@ -519,11 +524,19 @@ impl<'a> Engine<'a> {
         let mut base: Vec<f32> = out.iter().map(|r| r.score).collect();
         let kth = opts.k.min(base.len()) - 1;
         let bar = *base.select_nth_unstable_by(kth, |a, b| b.total_cmp(a)).1;
-        let mentioned: HashSet<&str> = qterms.iter().map(String::as_str).collect();
+        let mentioned = self.mentioned(qterms);
         for r in out.iter_mut() {
             if r.score + opts.title_lean >= bar {
                 r.score += opts.title_lean * self.title_mentioned(r.row, &mentioned);
             }
+        }
+    }
+
+    /// Each result's "why" terms: the query side weighed once.
+    fn explain(&self, out: &mut [Related], qterms: &[String]) {
+        let query = WhyQuery::new(&self.bm25, qterms);
+        for r in out {
+            r.why = why_related(&self.bm25, &query, &self.terms(r.row), 4);
         }
     }
 
@@ -538,18 +551,37 @@ impl<'a> Engine<'a> {
         })[row]
     }
 
+    /// A query's terms as [`Engine::title_mentioned`] takes them.
+    fn mentioned(&self, qterms: &[String]) -> Vec<u32> {
+        let mut ids = self.bm25.term_ids(qterms);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// The share of paper `row`'s title words, each weighted by its idf,
-    /// that are among `mentioned` (a query's terms): 1 when the query
-    /// spells out the whole title, 0 when it names none of it.
-    fn title_mentioned(&self, row: usize, mentioned: &HashSet<&str>) -> f32 {
-        let mut title = text::terms(&self.lib.papers()[row].title);
-        title.sort_unstable();
-        title.dedup();
+    /// that are among `mentioned` (a query's terms as sorted vocabulary
+    /// ids): 1 when the query spells out the whole title, 0 when it names
+    /// none of it.
+    fn title_mentioned(&self, row: usize, mentioned: &[u32]) -> f32 {
+        let titles = self.titles.get_or_init(|| {
+            std::iter::repeat_with(std::sync::OnceLock::new)
+                .take(self.lib.len())
+                .collect()
+        });
+        let title = titles[row].get_or_init(|| {
+            let mut ids = self
+                .bm25
+                .term_ids(&text::terms(&self.lib.papers()[row].title));
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_boxed_slice()
+        });
         let (mut hit, mut all) = (0f32, 0f32);
-        for t in &title {
-            let idf = self.bm25.idf_tfidf(t);
+        for &t in title.iter() {
+            let idf = self.bm25.idf_of_id(t);
             all += idf;
-            if mentioned.contains(t.as_str()) {
+            if mentioned.binary_search(&t).is_ok() {
                 hit += idf;
             }
         }
@@ -774,9 +806,7 @@ impl<'a> Engine<'a> {
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
         out.truncate(opts.k);
         if opts.explain {
-            for r in &mut out {
-                r.why = why_related(&self.bm25, qterms, &self.terms(r.row), 4);
-            }
+            self.explain(&mut out, qterms);
         }
         out
     }
@@ -842,12 +872,10 @@ impl<'a> Engine<'a> {
                     self.bm25.accumulate(neg_terms, -0.5, &mut acc);
                 }
             } else {
+                let pos = self.bm25.query_vector(qterms);
+                let neg = self.bm25.query_vector(neg_terms);
                 self.bm25
-                    .accumulate_cosine(&self.bm25.query_vector(qterms), 1.0, &mut acc);
-                if !neg_terms.is_empty() {
-                    let neg = self.bm25.query_vector(neg_terms);
-                    self.bm25.accumulate_cosine(&neg, -0.5, &mut acc);
-                }
+                    .cosine_scores(&[(&pos, 1.0), (&neg, -0.5)], &mut acc);
             }
             // The top `pool` papers the filters keep: the filters run on the
             // best `want` scores only (not on every matching paper: at 100k
@@ -921,9 +949,7 @@ impl<'a> Engine<'a> {
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
         out.truncate(opts.k);
         if opts.explain {
-            for r in &mut out {
-                r.why = why_related(&self.bm25, qterms, &self.terms(r.row), 4);
-            }
+            self.explain(&mut out, qterms);
         }
         SCORES.with(|b| *b.borrow_mut() = lexical_all);
         out
@@ -1239,14 +1265,16 @@ mod tests {
         let engine = Engine::new(&lib, s).unwrap();
         // "convolutional networks" spells out most of v2's title words
         // (by idf), little of the others'.
-        let mentioned: HashSet<&str> = ["image", "classification", "convolutional", "network"]
+        let words: Vec<String> = ["image", "classification", "convolutional", "network"]
             .into_iter()
+            .map(String::from)
             .collect();
+        let mentioned = engine.mentioned(&words);
         let v2 = engine.title_mentioned(3, &mentioned);
         assert!((v2 - 1.0).abs() < 1e-6, "{v2}");
         let g1 = engine.title_mentioned(0, &mentioned);
         assert!(g1 > 0.0 && g1 < 0.3, "{g1}");
-        assert_eq!(engine.title_mentioned(4, &HashSet::new()), 0.0);
+        assert_eq!(engine.title_mentioned(4, &[]), 0.0);
 
         // Scores with the lean are the scores without it plus exactly
         // lean x share, for whatever k is asked (the pruning to papers
@@ -1257,7 +1285,7 @@ mod tests {
         let mut e = HashEmbedder::new(256);
         let mut embed = |t: &str| Ok(e.embed(&[t]).unwrap().remove(0));
         let qterms = text::terms("convolutional networks classify molecular images");
-        let qset: HashSet<&str> = qterms.iter().map(String::as_str).collect();
+        let qset = engine.mentioned(&qterms);
         let without = |k| RelatedOptions {
             k,
             title_lean: 0.0,
