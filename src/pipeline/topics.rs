@@ -369,6 +369,10 @@ pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
     // again under the lock, as another process may have stored a run or a
     // name meanwhile (a changed seed or pin makes this run exploratory).
     let lock = state_lock(lib, opts.state_lock_wait)?;
+    if let Some(lock) = &lock {
+        // A killed run's half-written topics cache, for one.
+        lib.remove_dead_temp_files(lock);
+    }
     let mut state = TopicState::load(lib);
     let main = is_main(&state, opts) && requested_k == opts.k.or(state.pinned_k);
     let before = state.clone();

@@ -684,6 +684,14 @@ impl<M: Mode> Library<M> {
         self.root.join("derived")
     }
 
+    /// Removes the temp files dead processes left in the library (a killed
+    /// `topics` run's half-written cache, say), as every writer does when
+    /// it opens; the lock is the proof that no writer runs. Returns how
+    /// many were removed.
+    pub fn remove_dead_temp_files(&self, _lock: &LockFile) -> usize {
+        repair::remove_stale_temp_files(self.root()).len()
+    }
+
     /// What interrupted writes left behind that the next writer (or
     /// `check --repair`) cleans up: temp files of dead processes and log
     /// bytes past the last commit. Harmless to readers, listed by `check`.
