@@ -15,7 +15,6 @@
 mod graph;
 mod insert;
 mod quant;
-mod refine;
 mod slab;
 
 use std::fs::{self, File};
