@@ -1,11 +1,12 @@
-//! The HNSW graph as papermap stores and searches it: hnsw_rs builds the
-//! graph, then its neighbour lists are flattened into fixed-stride `u32`
-//! arrays (layer 0 for every node, then each upper layer for its few nodes)
-//! and searched here. The walk compares the 8-bit row codes of `quant.rs`
-//! (a quarter of the memory traffic of the f32 rows; 1.6x the queries per
-//! second at equal recall on 100k vectors), with a reusable visited-epoch
-//! array and prefetching of the next neighbour; the final beam is re-scored
-//! with the exact f32 vectors of the shared matrix, so scores are exact.
+//! The HNSW graph as papermap stores and searches it: built by our own
+//! insertion (`insert.rs`, hnswlib's algorithm, in parallel), its neighbour
+//! lists kept as fixed-stride `u32` arrays (layer 0 for every node, then
+//! each upper layer for its few nodes) and searched here. The walk compares
+//! the 8-bit row codes of `quant.rs` (a quarter of the memory traffic of
+//! the f32 rows; 1.6x the queries per second at equal recall on 100k
+//! vectors), with a reusable visited-epoch array and prefetching of the
+//! next neighbour; the final beam is re-scored with the exact f32 vectors
+//! of the shared matrix, so scores are exact.
 //!
 //! File `derived/hnsw.graph` (little-endian): magic, version, the library
 //! fingerprint, parameters, zero padding to a 4-byte boundary, the arrays,
@@ -30,7 +31,8 @@ use crate::store::manifest::write_atomic;
 const MAGIC: &[u8; 8] = b"PMHNSW\0\0";
 /// 2: the 8-bit row codes that steer the walk. 3: layer 0 aligned to 4
 /// bytes, so it and the codes are used in place from the mapped file.
-/// 5: every layer re-selected by `refine.rs` (older graphs are rebuilt).
+/// 5: every layer chosen by hnswlib's heuristic (older graphs are
+/// rebuilt; since then built by `insert.rs`, same format).
 const VERSION: u32 = 5;
 pub(super) const NONE: u32 = u32::MAX;
 
@@ -432,10 +434,8 @@ pub(crate) mod tests {
         let m = random_matrix(2000, 24, 7);
         let params = HnswParams::default();
         let g = Graph::build(&m, &params);
-        // After re-selection an upper layer links only nodes of that layer,
-        // never a node to itself. (A list may be empty: hnsw_rs can leave a
-        // node of a sparse upper layer without links, and re-selection only
-        // draws on existing links.)
+        // An upper layer links only nodes of that layer, never a node to
+        // itself.
         assert!(!g.upper.is_empty());
         for layer in &g.upper {
             for &u in &layer.nodes {
