@@ -8,14 +8,18 @@
 //! levels); a greedy walk from the entry point descends to that level; on
 //! each layer from there down, a beam of `ef_construction` gives the
 //! candidates and the row keeps up to M of them chosen by the heuristic
-//! (`select`: in order of distance, a candidate is kept only if it is
+//! (`Select`: in order of distance, a candidate is kept only if it is
 //! closer to the row than to every one kept before it). Each new neighbour
 //! links back; a list that is full (2M on layer 0, M above) is cut back by
 //! the same heuristic over its links plus the new row (hnswlib's
 //! `mutuallyConnectNewElement`). A row above the top layer becomes the
-//! entry point. The walks compare the graph's 8-bit row codes (new rows
-//! encoded with the existing scales), as searches do; the selection
-//! compares exact vectors.
+//! entry point. Distances, in the walks and in the selection, are between
+//! the graph's 8-bit row codes (new rows encoded with the existing scales)
+//! and 16-bit weights of the other row (from its exact vector for the row
+//! going in, from its code for a kept neighbour): no f32 row is read but
+//! the new one's. Against hnswlib's f32 selection this costs little recall
+//! (1M generated vectors, ef 96: 0.989 with exact selection, 0.985 with
+//! codes; hnswlib 0.983-0.988).
 //!
 //! Large insertions (a build, or at least `PARALLEL_MIN` new rows) run on
 //! every core, as hnswlib's `add_items` does: the first `SERIAL_INSERTS`
@@ -39,7 +43,7 @@ use super::quant::{Codes, DotI8, dot_i8_fn};
 use super::slab::Slab;
 use super::{Matrix, dot_fn};
 
-/// Highest level a row is given (16 layers, as the hnsw_rs builds had).
+/// Highest level a row is given (16 layers).
 const MAX_LEVEL: usize = 15;
 /// Rows of a graph inserted one at a time before the parallel insertion.
 const SERIAL_INSERTS: usize = 1_000;
@@ -177,7 +181,7 @@ impl Graph {
         level0.resize(n * self.stride0 as usize, NONE);
         let upper = std::mem::take(&mut self.upper);
         let coded = self.codes.dim == m.dim && self.codes.rows() == n;
-        if coded {
+        if coded && n - from >= PARALLEL_MIN {
             on_huge_pages(&mut self.codes);
         }
         let links = Links {
