@@ -15,7 +15,7 @@
 //! - [`embed`] turns `title. abstract` into vectors with a local model
 //!   (all-MiniLM-L6-v2 through fastembed/ONNX Runtime), cached by content.
 //! - [`index`] answers nearest-neighbour queries: exact over a flat matrix,
-//!   or HNSW (hnsw_rs) for large libraries, persisted as a derived file.
+//!   or HNSW (our own graph, hnswlib's algorithm) for large libraries, persisted as a derived file.
 //! - [`lexical`] is the lexical side of hybrid relevance (TF-IDF cosine, BM25).
 //! - [`cluster`] groups papers into topics with k-means (linfa); [`label`]
 //!   names them; [`report`] renders the result.

@@ -1,11 +1,12 @@
-//! The HNSW graph as papermap stores and searches it: hnsw_rs builds the
-//! graph, then its neighbour lists are flattened into fixed-stride `u32`
-//! arrays (layer 0 for every node, then each upper layer for its few nodes)
-//! and searched here. The walk compares the 8-bit row codes of `quant.rs`
-//! (a quarter of the memory traffic of the f32 rows; 1.6x the queries per
-//! second at equal recall on 100k vectors), with a reusable visited-epoch
-//! array and prefetching of the next neighbour; the final beam is re-scored
-//! with the exact f32 vectors of the shared matrix, so scores are exact.
+//! The HNSW graph as papermap stores and searches it: built by our own
+//! insertion (`insert.rs`, hnswlib's algorithm, in parallel), its neighbour
+//! lists kept as fixed-stride `u32` arrays (layer 0 for every node, then
+//! each upper layer for its few nodes) and searched here. The walk compares
+//! the 8-bit row codes of `quant.rs` (a quarter of the memory traffic of
+//! the f32 rows; 1.6x the queries per second at equal recall on 100k
+//! vectors), with a reusable visited-epoch array and prefetching of the
+//! next neighbour; the final beam is re-scored with the exact f32 vectors
+//! of the shared matrix, so scores are exact.
 //!
 //! File `derived/hnsw.graph` (little-endian): magic, version, the library
 //! fingerprint, parameters, zero padding to a 4-byte boundary, the arrays,
@@ -20,10 +21,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use hnsw_rs::prelude::{DistDot, Hnsw};
-
 use super::quant::{Codes, dot_i8_fn};
-use super::refine::refine_layer;
 use super::slab::Slab;
 use super::{Hit, HnswParams, Matrix, dot_fn};
 use crate::error::{IoContext, Result};
@@ -33,11 +31,10 @@ use crate::store::manifest::write_atomic;
 const MAGIC: &[u8; 8] = b"PMHNSW\0\0";
 /// 2: the 8-bit row codes that steer the walk. 3: layer 0 aligned to 4
 /// bytes, so it and the codes are used in place from the mapped file.
-/// 5: every layer re-selected by `refine.rs` (older graphs are rebuilt).
+/// 5: every layer chosen by hnswlib's heuristic (older graphs are
+/// rebuilt; since then built by `insert.rs`, same format).
 const VERSION: u32 = 5;
 pub(super) const NONE: u32 = u32::MAX;
-/// Points inserted serially before the parallel insertion starts.
-const SERIAL_INSERTS: usize = 1_000;
 
 /// One upper layer: its nodes (sorted) and their neighbour lists.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +86,7 @@ thread_local! {
 
 /// Prefetches the bytes at `p..p + len` (a hint that never faults).
 #[inline]
-fn prefetch<T>(s: &[T]) {
+pub(super) fn prefetch<T>(s: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         let p = s.as_ptr() as *const i8;
@@ -109,151 +106,23 @@ fn prefetch<T>(s: &[T]) {
 }
 
 impl Graph {
-    /// Builds the graph with hnsw_rs (serial, then parallel insertion),
-    /// flattens it and re-selects layer 0 (`refine.rs`).
+    /// Builds the graph over the rows of `m`: every row inserted into an
+    /// empty graph as hnswlib inserts (`insert.rs`; in parallel past the
+    /// first rows, so a large graph depends on thread timing).
     pub fn build(m: &Matrix, params: &HnswParams) -> Graph {
-        let n = m.rows();
-        let codes = Codes::encode(m.dim, m.as_slice());
-        if n == 0 {
-            return Self::flatten_lists(Vec::new(), NONE, 0, params, codes);
-        }
-        let hnsw = Hnsw::<f32, DistDot>::new(
-            params.m.clamp(2, 256),
-            n.max(1),
-            16,
-            params.ef_construction,
-            DistDot {},
-        );
-        let rows: Vec<(&[f32], usize)> = (0..n).map(|i| (m.row(i), i)).collect();
-        // The first points go in one at a time: inserted concurrently into
-        // an empty graph, a point could miss its neighbours (a 3-point
-        // graph sometimes lost one under parallel tests).
-        let serial = n.min(SERIAL_INSERTS);
-        for &row in &rows[..serial] {
-            hnsw.insert_slice(row);
-        }
-        hnsw.parallel_insert_slice(&rows[serial..].to_vec());
-        let mut g = Self::flatten(&hnsw, n, params, codes);
-        drop(hnsw);
-        // Twice: the second pass draws its candidates from the better
-        // graph of the first (1M vectors, ef 96: recall@10 0.978 -> 0.986).
-        g.refine_level0(m);
-        g.refine_level0(m);
-        g.refine_upper(m);
-        g
-    }
-
-    /// Re-selects layer 0 with hnswlib's rule (`refine.rs`), up to 2M links.
-    fn refine_level0(&mut self, m: &Matrix) {
-        let cap = (2 * self.m as usize).max(self.stride0 as usize);
-        let l0 = refine_layer(self.level0.as_slice(), self.stride0 as usize, &[], m, cap);
-        self.level0 = Slab::Owned(l0);
-        self.stride0 = cap as u32;
-    }
-
-    /// Re-selects the upper layers' lists the same way, up to M links.
-    fn refine_upper(&mut self, m: &Matrix) {
-        let stride = self.stride as usize;
-        let cap = (self.m as usize).max(stride);
-        for layer in &mut self.upper {
-            // Global ids to positions in the layer's sorted node list, and back.
-            let local: Vec<u32> = layer
-                .adj
-                .iter()
-                .map(|&x| match layer.nodes.binary_search(&x) {
-                    Ok(j) if x != NONE => j as u32,
-                    _ => NONE,
-                })
-                .collect();
-            let refined = refine_layer(&local, stride, &layer.nodes, m, cap);
-            layer.adj = refined
-                .into_iter()
-                .map(|j| {
-                    if j == NONE {
-                        NONE
-                    } else {
-                        layer.nodes[j as usize]
-                    }
-                })
-                .collect();
-        }
-        self.stride = cap as u32;
-    }
-
-    fn flatten(hnsw: &Hnsw<f32, DistDot>, n: usize, params: &HnswParams, codes: Codes) -> Graph {
-        let mut lists: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
-        let mut top = 0usize;
-        let mut entry = NONE;
-        for p in hnsw.get_point_indexation() {
-            let id = p.get_origin_id();
-            let hood: Vec<Vec<u32>> = p
-                .get_neighborhood_id()
-                .into_iter()
-                .map(|l| l.into_iter().map(|nb| nb.d_id as u32).collect())
-                .collect();
-            let level = p.get_point_id().0 as usize;
-            if entry == NONE || level > top {
-                top = level;
-                entry = id as u32;
-            }
-            let mut hood = hood;
-            hood.truncate(level + 1);
-            hood.resize(level + 1, Vec::new());
-            lists[id] = hood;
-        }
-        Self::flatten_lists(lists, entry, top, params, codes)
-    }
-
-    fn flatten_lists(
-        lists: Vec<Vec<Vec<u32>>>,
-        entry: u32,
-        top: usize,
-        params: &HnswParams,
-        codes: Codes,
-    ) -> Graph {
-        let n = lists.len();
-        let stride0 = lists
-            .iter()
-            .filter_map(|l| l.first().map(Vec::len))
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let stride = lists
-            .iter()
-            .flat_map(|l| l.iter().skip(1).map(Vec::len))
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let mut level0 = vec![NONE; n * stride0];
-        for (i, l) in lists.iter().enumerate() {
-            if let Some(nb) = l.first() {
-                level0[i * stride0..i * stride0 + nb.len()].copy_from_slice(nb);
-            }
-        }
-        let mut upper = Vec::new();
-        for level in 1..=top {
-            let nodes: Vec<u32> = (0..n)
-                .filter(|&i| lists[i].len() > level)
-                .map(|i| i as u32)
-                .collect();
-            let mut adj = vec![NONE; nodes.len() * stride];
-            for (j, &i) in nodes.iter().enumerate() {
-                let nb = &lists[i as usize][level];
-                adj[j * stride..j * stride + nb.len()].copy_from_slice(nb);
-            }
-            upper.push(Layer { nodes, adj });
-        }
-        Graph {
+        let mut g = Graph {
             m: params.m as u32,
             ef_construction: params.ef_construction as u32,
-            n: n as u32,
-            entry: if n == 0 { NONE } else { entry },
-            stride0: stride0 as u32,
-            stride: stride as u32,
-            level0: Slab::Owned(level0),
-            upper,
-            codes,
-        }
+            n: 0,
+            entry: NONE,
+            stride0: (2 * params.m).max(2) as u32,
+            stride: params.m.max(1) as u32,
+            level0: Slab::Owned(Vec::new()),
+            upper: Vec::new(),
+            codes: Codes::encode(m.dim, &[]),
+        };
+        g.insert_rows(m);
+        g
     }
 
     pub fn len(&self) -> usize {
@@ -565,10 +434,8 @@ pub(crate) mod tests {
         let m = random_matrix(2000, 24, 7);
         let params = HnswParams::default();
         let g = Graph::build(&m, &params);
-        // After re-selection an upper layer links only nodes of that layer,
-        // never a node to itself. (A list may be empty: hnsw_rs can leave a
-        // node of a sparse upper layer without links, and re-selection only
-        // draws on existing links.)
+        // An upper layer links only nodes of that layer, never a node to
+        // itself.
         assert!(!g.upper.is_empty());
         for layer in &g.upper {
             for &u in &layer.nodes {

@@ -6,16 +6,15 @@
 //!   open, so a query command does not gather vectors from the log.
 //! - Exact search: a SIMD dot product (AVX2+FMA when the CPU has it) over
 //!   the matrix. Exact is exact, and fast enough below `hnsw_threshold`.
-//! - HNSW above the threshold: built by `hnsw_rs` (`DistDot` with
-//!   `simdeez_f`, M 16, ef_construction 200, max_layer 16), flattened and
-//!   searched by `graph.rs` over the same matrix, persisted as
-//!   `derived/hnsw.graph` and rebuilt only when stale or damaged.
-//!   `hnsw_rs` stays inside `graph.rs`.
+//! - HNSW above the threshold: built by inserting every row as hnswlib
+//!   does, in parallel (`insert.rs`: M 16, ef_construction 200, at most 16
+//!   layers; the same routine adds new rows to a built graph), searched by
+//!   `graph.rs` over the same matrix, persisted as `derived/hnsw.graph` and
+//!   rebuilt only when stale or damaged.
 
 mod graph;
 mod insert;
 mod quant;
-mod refine;
 mod slab;
 
 use std::fs::{self, File};
