@@ -68,14 +68,17 @@ impl Vocab {
         self.ends.len()
     }
 
-    fn get(&self, i: usize) -> &str {
+    fn span(&self, i: usize) -> std::ops::Range<usize> {
         let lo = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.text[lo..self.ends[i] as usize]
+        lo..self.ends[i] as usize
+    }
+
+    fn get(&self, i: usize) -> &str {
+        &self.text[self.span(i)]
     }
 
     fn bytes(&self, i: usize) -> &[u8] {
-        let lo = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.text.as_bytes()[lo..self.ends[i] as usize]
+        &self.text.as_bytes()[self.span(i)]
     }
 
     fn push(&mut self, t: &str) {
@@ -454,8 +457,7 @@ impl Bm25 {
         let n = b.docs() as f32;
         b.idf = (0..b.vocab.len())
             .map(|ti| {
-                let df = (b.starts[ti + 1] - b.starts[ti]) as f32;
-                let idf = ((1.0 + n) / (1.0 + df)).ln() + 1.0;
+                let idf = ((1.0 + n) / (1.0 + b.df_of(ti as u32) as f32)).ln() + 1.0;
                 if is_phrase(b.vocab.get(ti)) {
                     PHRASE_WEIGHT * idf
                 } else {
@@ -506,7 +508,7 @@ impl Bm25 {
     /// scikit-learn's smooth idf, `ln((1 + n) / (1 + df)) + 1`: a term in
     /// every document still counts a little, so short texts keep a norm;
     /// a phrase weighs [`PHRASE_WEIGHT`] of that.
-    fn tfidf_idf(&self, ti: u32) -> f32 {
+    pub fn tfidf_idf(&self, ti: u32) -> f32 {
         self.idf[ti as usize]
     }
 
@@ -722,14 +724,13 @@ impl Bm25 {
         }
     }
 
-    /// The vocabulary ids of `terms` (words; unknown ones dropped), in order.
-    pub fn term_ids(&self, terms: &[String]) -> Vec<u32> {
-        terms.iter().filter_map(|t| self.vocab.find(t)).collect()
-    }
-
-    /// The TF-IDF idf of vocabulary term `ti` (from [`Bm25::term_ids`]).
-    pub fn idf_of_id(&self, ti: u32) -> f32 {
-        self.tfidf_idf(ti)
+    /// The distinct vocabulary ids of `terms` (words; unknown ones
+    /// dropped), sorted.
+    pub fn distinct_ids(&self, terms: &[String]) -> Vec<u32> {
+        let mut ids: Vec<u32> = terms.iter().filter_map(|t| self.vocab.find(t)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// The TF-IDF idf of `term` (of an unseen term: as if in no document).

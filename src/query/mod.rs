@@ -553,10 +553,7 @@ impl<'a> Engine<'a> {
 
     /// A query's terms as [`Engine::title_mentioned`] takes them.
     fn mentioned(&self, qterms: &[String]) -> Vec<u32> {
-        let mut ids = self.bm25.term_ids(qterms);
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        self.bm25.distinct_ids(qterms)
     }
 
     /// The share of paper `row`'s title words, each weighted by its idf,
@@ -570,16 +567,13 @@ impl<'a> Engine<'a> {
                 .collect()
         });
         let title = titles[row].get_or_init(|| {
-            let mut ids = self
-                .bm25
-                .term_ids(&text::terms(&self.lib.papers()[row].title));
-            ids.sort_unstable();
-            ids.dedup();
-            ids.into_boxed_slice()
+            self.bm25
+                .distinct_ids(&text::terms(&self.lib.papers()[row].title))
+                .into_boxed_slice()
         });
         let (mut hit, mut all) = (0f32, 0f32);
         for &t in title.iter() {
-            let idf = self.bm25.idf_of_id(t);
+            let idf = self.bm25.tfidf_idf(t);
             all += idf;
             if mentioned.binary_search(&t).is_ok() {
                 hit += idf;
