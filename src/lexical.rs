@@ -745,6 +745,15 @@ impl Bm25 {
         }
     }
 
+    /// How often document `d` uses term `ti` (0: not at all).
+    fn tf_in(&self, ti: u32, d: u32) -> u32 {
+        let (lo, hi) = self.range(ti);
+        match self.docs[lo..hi].binary_search(&d) {
+            Ok(i) => u32::from(self.tfs[lo + i]),
+            Err(_) => 0,
+        }
+    }
+
     fn df_of(&self, ti: u32) -> usize {
         (self.starts[ti as usize + 1] - self.starts[ti as usize]) as usize
     }
@@ -983,45 +992,65 @@ pub fn why_related(
     doc_terms: &[String],
     max: usize,
 ) -> Vec<String> {
-    // The document's weights, for the terms it shares with the query only
-    // (no other term can contribute).
-    let mut tf: HashMap<&str, f32> = HashMap::new();
-    for t in doc_terms {
-        if query.terms.contains_key(t.as_str()) {
-            *tf.entry(t.as_str()).or_default() += 1.0;
-        }
+    why_from(bm, query, &query.shared_by_terms(doc_terms), max)
+}
+
+/// [`why_related`] for document `d` of the index, from its postings rather
+/// than its text (which every result would otherwise tokenise again).
+pub fn why_related_doc(bm: &Bm25, query: &WhyQuery<'_>, d: usize, max: usize) -> Vec<String> {
+    if d >= bm.docs() {
+        return Vec::new();
     }
-    let wd: HashMap<&str, f32> = tf
-        .into_iter()
-        .map(|(t, n)| (t, sublinear(n) * query.terms[t].idf))
-        .collect();
-    // In a library of a few dozen papers every term is "common": there a
-    // term in up to three papers still counts as specific.
-    let common = |t: &str, share: f32| {
-        let df = query.terms.get(t).map_or(0, |q| q.df);
-        df > 3 && df as f32 > share * bm.docs() as f32
-    };
-    let participle = |t: &str| t.len() > 4 && t.ends_with("ed");
-    let contribution =
-        |t: &str| query.terms.get(t).map_or(0.0, |q| q.weight) * wd.get(t).copied().unwrap_or(0.0);
-    let mut phrases: Vec<(f32, String)> = doc_terms
-        .windows(2)
-        .map(|w| (w[0].as_str(), w[1].as_str()))
-        .filter(|&(a, b)| {
-            a != b
-                && query.pairs.contains(&(a, b))
-                && !common(a, SPECIFIC_PHRASE_WORD)
-                && !common(b, SPECIFIC_PHRASE_WORD)
-                && !participle(a)
+    why_from(bm, query, &query.shared_by_index(bm, d as u32), max)
+}
+
+/// What a document shares with a query: per query term, how often the
+/// document uses it (0: not at all), and the query's adjacent pairs (as
+/// term positions) that the document has adjacent too.
+struct Shared {
+    tf: Vec<u32>,
+    pairs: Vec<(usize, usize)>,
+}
+
+fn why_from(bm: &Bm25, query: &WhyQuery<'_>, shared: &Shared, max: usize) -> Vec<String> {
+    let terms = &query.terms;
+    // The document's weight of each shared term (no other term can
+    // contribute).
+    let wd: Vec<f32> = shared
+        .tf
+        .iter()
+        .zip(terms)
+        .map(|(&n, (_, q))| {
+            if n > 0 {
+                sublinear(n as f32) * q.idf
+            } else {
+                0.0
+            }
         })
-        .map(|(a, b)| (contribution(a) + contribution(b), format!("{a} {b}")))
+        .collect();
+    let too_common = |i: usize, share: f32| common(bm, terms[i].1.df, share);
+    let contribution = |i: usize| terms[i].1.weight * wd[i];
+    let mut phrases: Vec<(f32, String)> = shared
+        .pairs
+        .iter()
+        .filter(|&&(a, b)| {
+            !too_common(a, SPECIFIC_PHRASE_WORD)
+                && !too_common(b, SPECIFIC_PHRASE_WORD)
+                && !is_participle(terms[a].0)
+        })
+        .map(|&(a, b)| {
+            (
+                contribution(a) + contribution(b),
+                format!("{} {}", terms[a].0, terms[b].0),
+            )
+        })
         .collect();
     phrases.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    phrases.dedup_by(|a, b| a.1 == b.1);
-    let mut singles: Vec<(f32, String)> = wd
-        .keys()
-        .filter(|t| !common(t, SPECIFIC_TERM) && !participle(t))
-        .map(|t| (contribution(t), t.to_string()))
+    let mut singles: Vec<(f32, String)> = (0..terms.len())
+        .filter(|&i| {
+            shared.tf[i] > 0 && !too_common(i, SPECIFIC_TERM) && !is_participle(terms[i].0)
+        })
+        .map(|i| (contribution(i), terms[i].0.to_string()))
         .collect();
     singles.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut out: Vec<String> = Vec::new();
@@ -1043,6 +1072,18 @@ pub fn why_related(
     out
 }
 
+/// Whether a term in `df` papers is too common to show as a reason. In a
+/// library of a few dozen papers every term is "common": there a term in
+/// up to three papers still counts as specific.
+fn common(bm: &Bm25, df: usize, share: f32) -> bool {
+    df > 3 && df as f32 > share * bm.docs() as f32
+}
+
+/// A bare participle ("interpreted", "weighted"): no reason on its own.
+fn is_participle(t: &str) -> bool {
+    t.len() > 4 && t.ends_with("ed")
+}
+
 /// One query term as [`why_related`] weighs it.
 #[derive(Debug, Clone, Copy)]
 struct WhyTerm {
@@ -1050,42 +1091,133 @@ struct WhyTerm {
     weight: f32,
     idf: f32,
     df: usize,
+    /// Its vocabulary id, if the index has it.
+    id: Option<u32>,
+}
+
+/// A pair of adjacent query terms (positions in [`WhyQuery::terms`]) and
+/// how the index holds the phrase.
+#[derive(Debug, Clone, Copy)]
+struct WhyPair {
+    a: usize,
+    b: usize,
+    /// The phrase's vocabulary id, if at least two papers use it.
+    id: Option<u32>,
+    hash: u64,
 }
 
 /// The query side of [`why_related`], prepared once per query (its terms
 /// looked up once, not once per result shown).
 #[derive(Debug, Clone)]
 pub struct WhyQuery<'t> {
-    terms: HashMap<&'t str, WhyTerm>,
-    pairs: std::collections::HashSet<(&'t str, &'t str)>,
+    /// The distinct query terms, sorted.
+    terms: Vec<(&'t str, WhyTerm)>,
+    /// The distinct pairs of different adjacent terms, sorted.
+    pairs: Vec<WhyPair>,
 }
 
 impl<'t> WhyQuery<'t> {
     pub fn new(bm: &Bm25, query_terms: &'t [String]) -> WhyQuery<'t> {
-        let mut tf: HashMap<&str, f32> = HashMap::new();
-        for t in query_terms {
-            *tf.entry(t.as_str()).or_default() += 1.0;
-        }
-        let terms = tf
-            .into_iter()
-            .map(|(t, n)| {
-                let idf = bm.idf_tfidf(t);
-                let weight = sublinear(n) * idf;
-                (
-                    t,
-                    WhyTerm {
-                        weight,
-                        idf,
-                        df: bm.df(t),
-                    },
-                )
+        let mut sorted: Vec<&str> = query_terms.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        let terms: Vec<(&str, WhyTerm)> = sorted
+            .chunk_by(|a, b| a == b)
+            .map(|run| {
+                let t = run[0];
+                let id = bm.vocab.find(t);
+                let (idf, df) = match id {
+                    Some(id) => (bm.tfidf_idf(id), bm.df_of(id)),
+                    None => (bm.idf_tfidf(t), bm.df(t)),
+                };
+                let term = WhyTerm {
+                    weight: sublinear(run.len() as f32) * idf,
+                    idf,
+                    df,
+                    id,
+                };
+                (t, term)
             })
             .collect();
-        let pairs = query_terms
+        let pos = |t: &str| terms.binary_search_by(|x| x.0.cmp(t)).ok();
+        // Only the pairs that can be shown: of two specific words, the
+        // first not a participle.
+        let specific = |i: usize| !common(bm, terms[i].1.df, SPECIFIC_PHRASE_WORD);
+        let mut pairs: Vec<(usize, usize)> = query_terms
             .windows(2)
-            .map(|w| (w[0].as_str(), w[1].as_str()))
+            .filter(|w| w[0] != w[1] && !is_participle(&w[0]))
+            .filter_map(|w| Some((pos(&w[0])?, pos(&w[1])?)))
+            .filter(|&(a, b)| specific(a) && specific(b))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let pairs = pairs
+            .into_iter()
+            .map(|(a, b)| {
+                let phrase = format!("{} {}", terms[a].0, terms[b].0);
+                WhyPair {
+                    a,
+                    b,
+                    id: bm.vocab.find(&phrase),
+                    hash: phrase_hash(&phrase),
+                }
+            })
             .collect();
         WhyQuery { terms, pairs }
+    }
+
+    fn position(&self, t: &str) -> Option<usize> {
+        self.terms.binary_search_by(|x| x.0.cmp(t)).ok()
+    }
+
+    /// What a document given as its terms shares with the query.
+    fn shared_by_terms(&self, doc_terms: &[String]) -> Shared {
+        let mut tf = vec![0u32; self.terms.len()];
+        let at: Vec<Option<usize>> = doc_terms.iter().map(|t| self.position(t)).collect();
+        for i in at.iter().flatten() {
+            tf[*i] += 1;
+        }
+        let mut pairs: Vec<(usize, usize)> = at
+            .windows(2)
+            .filter_map(|w| Some((w[0]?, w[1]?)))
+            .filter(|&(a, b)| {
+                self.pairs
+                    .binary_search_by(|p| (p.a, p.b).cmp(&(a, b)))
+                    .is_ok()
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        Shared { tf, pairs }
+    }
+
+    /// What document `d` of `bm` shares with the query, read off the
+    /// index: the same as [`WhyQuery::shared_by_terms`] of its terms (the
+    /// index counts the same words and adjacent pairs of the same terms).
+    fn shared_by_index(&self, bm: &Bm25, d: u32) -> Shared {
+        // A term too common to be shown alone or in a phrase is not looked
+        // up (its long postings were most of the lookups' time).
+        let share = SPECIFIC_TERM.max(SPECIFIC_PHRASE_WORD);
+        let tf: Vec<u32> = self
+            .terms
+            .iter()
+            .map(|(_, t)| match t.id {
+                Some(id) if !common(bm, t.df, share) => bm.tf_in(id, d),
+                _ => 0,
+            })
+            .collect();
+        let pairs = self
+            .pairs
+            .iter()
+            .filter(|p| tf[p.a] > 0 && tf[p.b] > 0)
+            .filter(|p| match p.id {
+                Some(id) => bm.tf_in(id, d) > 0,
+                None => bm
+                    .single_range(p.hash)
+                    .any(|i| decode_single(bm.single(i)).1 == d),
+            })
+            .map(|p| (p.a, p.b))
+            .collect();
+        Shared { tf, pairs }
     }
 }
 
@@ -1157,6 +1289,82 @@ mod tests {
             assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-3), "{x} {y}");
         }
         assert!(a.iter().any(|&x| x > 0.0) && a.iter().any(|&x| x < 0.0));
+    }
+
+    #[test]
+    fn why_from_the_index_equals_why_from_the_text() {
+        // Made-up abstracts over a small vocabulary: shared words, phrases
+        // two papers use (in the vocabulary) and phrases one uses (kept as
+        // hashes only), with repeats; participles and common words too.
+        let mut words: Vec<String> = [
+            "graph",
+            "neural",
+            "network",
+            "diffusion",
+            "kernel",
+            "weighted",
+            "learned",
+        ]
+        .map(String::from)
+        .to_vec();
+        words.extend((0..120).map(|i| format!("topic{i}")));
+        fn next(seed: &mut u64) -> usize {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (*seed >> 33) as usize
+        }
+        let mut seed = 7u64;
+        // Skewed: low indices (the common words) far more often.
+        let text = |n: usize, seed: &mut u64| -> String {
+            (0..n)
+                .map(|_| {
+                    // The named words and topic0..topic39 only.
+                    let r = next(seed) % 47;
+                    words[r * r / 47].as_str()
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        // Planted phrases of specific words, each in a few papers.
+        let mut papers: Vec<Paper> = (0..80)
+            .map(|_| {
+                let planted = |x: usize| format!("topic{} topic{}", 40 + x, 80 + x);
+                let abs = format!(
+                    "{} {} {} {}",
+                    text(15, &mut seed),
+                    planted(next(&mut seed) % 30),
+                    text(15, &mut seed),
+                    planted(next(&mut seed) % 30)
+                );
+                paper(&text(4, &mut seed), &abs)
+            })
+            .collect();
+        // A phrase of two words only paper 20 uses.
+        papers[20].abs.push_str(" crystalline lattice");
+        let bm = Bm25::build(&papers);
+        let mut queries: Vec<Vec<String>> = papers.iter().take(12).map(paper_terms).collect();
+        queries.push(text::terms(
+            "weighted graph kernel for sparse protein fold prediction",
+        ));
+        queries.push(text::terms(&text(40, &mut seed)));
+        // A library paper's text as free text: its phrases no other paper
+        // uses are shared with it (the index keeps those as hashes only).
+        queries.push(text::terms(&papers[20].abs));
+        let mut checked = 0;
+        for q in &queries {
+            let wq = WhyQuery::new(&bm, q);
+            for (d, p) in papers.iter().enumerate() {
+                let by_text = why_related(&bm, &wq, &paper_terms(p), 50);
+                assert_eq!(why_related_doc(&bm, &wq, d, 50), by_text, "doc {d}");
+                checked += usize::from(by_text.iter().any(|w| w.contains(' ')));
+            }
+        }
+        assert!(checked > 100, "{checked}");
+        let alone = WhyQuery::new(&bm, queries.last().expect("query"));
+        assert!(alone.pairs.iter().any(|p| p.id.is_none()));
+        let why = why_related_doc(&bm, &alone, 20, 50);
+        assert!(why.iter().any(|w| w.starts_with("crystallin")), "{why:?}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::embed::normalize;
 use crate::error::{Error, Result};
 use crate::index::{Searcher, dot};
-use crate::lexical::{Bm25, WhyQuery, paper_terms, why_related};
+use crate::lexical::{Bm25, WhyQuery, paper_terms, why_related_doc};
 use crate::paper::{PubDate, normalize_title};
 use crate::store::Library;
 use crate::text;
@@ -536,7 +536,7 @@ impl<'a> Engine<'a> {
     fn explain(&self, out: &mut [Related], qterms: &[String]) {
         let query = WhyQuery::new(&self.bm25, qterms);
         for r in out {
-            r.why = why_related(&self.bm25, &query, &self.terms(r.row), 4);
+            r.why = why_related_doc(&self.bm25, &query, r.row, 4);
         }
     }
 
@@ -843,15 +843,19 @@ impl<'a> Engine<'a> {
             years && when
         };
         let pool = (opts.k * 10).max(100);
-        let mut dense: HashMap<usize, f32> = HashMap::new();
+        // The dense top, by row.
+        let mut dense: Vec<(usize, f32)> = Vec::new();
         if needs_vector && !qvec.is_empty() {
             let keep_dense = |r: usize| self.embedded(r) && keep(r);
             for h in self.searcher.search(qvec, pool, &keep_dense) {
-                dense.insert(h.row, h.score);
+                dense.push((h.row, h.score));
             }
         }
-        let mut lexical: HashMap<usize, f32> = HashMap::new();
-        // The lexical score of every paper (the accumulator scores them all anyway).
+        dense.sort_unstable_by_key(|h| h.0);
+        dense.dedup_by_key(|h| h.0);
+        let mut rows: Vec<usize> = dense.iter().map(|h| h.0).collect();
+        // The lexical score of every paper (the accumulator scores them all
+        // anyway): the lexical top's and the dense top's.
         let mut lexical_all: Vec<f32> = Vec::new();
         if opts.mode != Mode::Dense {
             // A buffer kept per thread: a fresh one (one f32 per paper) is
@@ -890,33 +894,25 @@ impl<'a> Engine<'a> {
             };
             top.sort_unstable_by(order);
             top.truncate(pool);
-            lexical.extend(top);
+            rows.extend(top.iter().map(|t| t.0));
             lexical_all = acc;
         }
-        let mut rows: Vec<usize> = dense.keys().chain(lexical.keys()).copied().collect();
         rows.sort_unstable();
         rows.dedup();
-        // Both scores for every candidate (dense for the lexical-only ones,
-        // lexical for the dense-only ones), so the fusion compares like with like.
-        if opts.mode == Mode::Hybrid {
-            for &r in &rows {
-                dense.entry(r).or_insert_with(|| {
-                    if qvec.is_empty() {
-                        0.0
-                    } else {
-                        dot(self.searcher.matrix.row(r), qvec)
-                    }
-                });
-                if let Some(&l) = lexical_all.get(r) {
-                    lexical.entry(r).or_insert(l);
-                }
-            }
-        }
+        // Both scores for every candidate (in hybrid mode, dense for the
+        // lexical-only ones; lexical for all from the accumulator), so the
+        // fusion compares like with like.
         let mut out: Vec<Related> = rows
             .into_iter()
             .map(|row| {
-                let d = dense.get(&row).copied().unwrap_or(0.0);
-                let l = lexical.get(&row).copied().unwrap_or(0.0);
+                let d = match dense.binary_search_by_key(&row, |h| h.0) {
+                    Ok(i) => dense[i].1,
+                    Err(_) if opts.mode == Mode::Hybrid && !qvec.is_empty() => {
+                        dot(self.searcher.matrix.row(row), qvec)
+                    }
+                    Err(_) => 0.0,
+                };
+                let l = lexical_all.get(row).copied().unwrap_or(0.0);
                 let score = match opts.mode {
                     Mode::Dense => d,
                     Mode::Lexical | Mode::Bm25 => l,
