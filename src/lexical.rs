@@ -967,6 +967,18 @@ unsafe fn add_codes_avx2<const R: usize>(
 }
 
 fn sublinear(tf: f32) -> f32 {
+    // Small whole frequencies (nearly all) from a table: a query weighs
+    // a few hundred terms and each "why" a few hundred more.
+    static SMALL: std::sync::OnceLock<[f32; 32]> = std::sync::OnceLock::new();
+    let small = SMALL.get_or_init(|| std::array::from_fn(|n| sublinear_exact(n as f32)));
+    if tf >= 0.0 && tf < 32.0 && tf.fract() == 0.0 {
+        small[tf as usize]
+    } else {
+        sublinear_exact(tf)
+    }
+}
+
+fn sublinear_exact(tf: f32) -> f32 {
     if tf > 0.0 { 1.0 + tf.ln() } else { 0.0 }
 }
 
@@ -1191,32 +1203,41 @@ impl<'t> WhyQuery<'t> {
     }
 
     /// What document `d` of `bm` shares with the query, read off the
-    /// index: the same as [`WhyQuery::shared_by_terms`] of its terms (the
-    /// index counts the same words and adjacent pairs of the same terms).
+    /// index (which counts the same words and adjacent pairs of the same
+    /// terms): as [`WhyQuery::shared_by_terms`] of its terms, except that
+    /// words [`why_from`] cannot show are left at 0.
     fn shared_by_index(&self, bm: &Bm25, d: u32) -> Shared {
-        // A term too common to be shown alone or in a phrase is not looked
-        // up (its long postings were most of the lookups' time).
-        let share = SPECIFIC_TERM.max(SPECIFIC_PHRASE_WORD);
-        let tf: Vec<u32> = self
-            .terms
-            .iter()
-            .map(|(_, t)| match t.id {
-                Some(id) if !common(bm, t.df, share) => bm.tf_in(id, d),
-                _ => 0,
-            })
-            .collect();
-        let pairs = self
-            .pairs
-            .iter()
-            .filter(|p| tf[p.a] > 0 && tf[p.b] > 0)
-            .filter(|p| match p.id {
+        let n = self.terms.len();
+        let mut tf = vec![0u32; n];
+        let mut known = vec![false; n];
+        let mut look = |i: usize, tf: &mut [u32]| {
+            if !known[i] {
+                known[i] = true;
+                tf[i] = self.terms[i].1.id.map_or(0, |id| bm.tf_in(id, d));
+            }
+        };
+        // The words that can be shown alone; a word too common for that
+        // only when a shown phrase holds it (its postings are long, and
+        // looking them up was most of this function's time).
+        for i in 0..n {
+            if !common(bm, self.terms[i].1.df, SPECIFIC_TERM) {
+                look(i, &mut tf);
+            }
+        }
+        let mut pairs = Vec::new();
+        for p in &self.pairs {
+            let present = match p.id {
                 Some(id) => bm.tf_in(id, d) > 0,
                 None => bm
                     .single_range(p.hash)
                     .any(|i| decode_single(bm.single(i)).1 == d),
-            })
-            .map(|p| (p.a, p.b))
-            .collect();
+            };
+            if present {
+                look(p.a, &mut tf);
+                look(p.b, &mut tf);
+                pairs.push((p.a, p.b));
+            }
+        }
         Shared { tf, pairs }
     }
 }

@@ -227,17 +227,19 @@ fn best_scores(acc: &[f32], n: usize) -> Vec<(usize, f32)> {
         return Vec::new();
     }
     let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(n + 1);
+    // The score a paper must beat: 0, then the heap's worst once full (a
+    // later row with an equal score loses the tie, so `<=` skips it).
+    let mut floor = 0f32;
     for (d, &x) in acc.iter().enumerate() {
-        if x <= 0.0 {
+        if x <= floor {
             continue;
         }
-        if heap.len() < n {
-            heap.push(Reverse(Scored(x, d)));
-        } else if let Some(Reverse(worst)) = heap.peek()
-            && Scored(x, d) > *worst
-        {
+        heap.push(Reverse(Scored(x, d)));
+        if heap.len() > n {
             heap.pop();
-            heap.push(Reverse(Scored(x, d)));
+        }
+        if heap.len() == n {
+            floor = heap.peek().map_or(floor, |Reverse(w)| w.0);
         }
     }
     let mut out: Vec<(usize, f32)> = heap
