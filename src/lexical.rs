@@ -971,7 +971,7 @@ fn sublinear(tf: f32) -> f32 {
     // a few hundred terms and each "why" a few hundred more.
     static SMALL: std::sync::OnceLock<[f32; 32]> = std::sync::OnceLock::new();
     let small = SMALL.get_or_init(|| std::array::from_fn(|n| sublinear_exact(n as f32)));
-    if tf >= 0.0 && tf < 32.0 && tf.fract() == 0.0 {
+    if (0.0..32.0).contains(&tf) && tf.fract() == 0.0 {
         small[tf as usize]
     } else {
         sublinear_exact(tf)
