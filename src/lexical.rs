@@ -152,6 +152,30 @@ fn features(terms: &[String]) -> impl Iterator<Item = std::borrow::Cow<'_, str>>
     )
 }
 
+/// A query's terms with their vocabulary ids ([`Bm25::lookup`]): each
+/// term's, and each adjacent pair's as a phrase (`None`: not in the
+/// vocabulary).
+#[derive(Debug, Clone)]
+pub struct QueryTerms<'t> {
+    pub terms: &'t [String],
+    words: Vec<Option<u32>>,
+    phrases: Vec<Option<u32>>,
+}
+
+impl QueryTerms<'_> {
+    /// The distinct vocabulary ids of the words, sorted.
+    pub fn distinct_words(&self) -> Vec<u32> {
+        distinct(self.words.iter().flatten().copied())
+    }
+}
+
+fn distinct(ids: impl Iterator<Item = u32>) -> Vec<u32> {
+    let mut ids: Vec<u32> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// An inverted index over a library's papers: sorted vocabulary of words
 /// and of the two-word phrases at least two papers use, postings in flat
 /// arrays (document, term frequency), document lengths in words, and the
@@ -523,18 +547,32 @@ impl Bm25 {
     /// two-word phrases (those at least two papers use): the vector
     /// `related` compares papers by, as the index holds them.
     pub fn query_vector(&self, terms: &[String]) -> Vec<(u32, f32)> {
-        // The features of `features`, each phrase spelled into one reused
-        // buffer rather than a new string.
+        self.query_vector_of(&self.lookup(terms))
+    }
+
+    /// [`Bm25::query_vector`] of terms already looked up.
+    pub fn query_vector_of(&self, q: &QueryTerms<'_>) -> Vec<(u32, f32)> {
+        self.unit_vector(q.words.iter().chain(&q.phrases).flatten().copied())
+    }
+
+    /// A text's terms looked up once, for all that a query does with them.
+    pub fn lookup<'t>(&self, terms: &'t [String]) -> QueryTerms<'t> {
+        // Each phrase spelled into one reused buffer rather than a new string.
         let mut phrase = String::new();
-        let words = terms.iter().filter_map(|t| self.vocab.find(t));
-        let phrases = terms.windows(2).filter_map(|w| {
-            phrase.clear();
-            phrase.push_str(&w[0]);
-            phrase.push(' ');
-            phrase.push_str(&w[1]);
-            self.vocab.find(&phrase)
-        });
-        self.unit_vector(words.chain(phrases))
+        QueryTerms {
+            terms,
+            words: terms.iter().map(|t| self.vocab.find(t)).collect(),
+            phrases: terms
+                .windows(2)
+                .map(|w| {
+                    phrase.clear();
+                    phrase.push_str(&w[0]);
+                    phrase.push(' ');
+                    phrase.push_str(&w[1]);
+                    self.vocab.find(&phrase)
+                })
+                .collect(),
+        }
     }
 
     fn unit_vector(&self, ids: impl Iterator<Item = u32>) -> Vec<(u32, f32)> {
@@ -731,10 +769,7 @@ impl Bm25 {
     /// The distinct vocabulary ids of `terms` (words; unknown ones
     /// dropped), sorted.
     pub fn distinct_ids(&self, terms: &[String]) -> Vec<u32> {
-        let mut ids: Vec<u32> = terms.iter().filter_map(|t| self.vocab.find(t)).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        distinct(terms.iter().filter_map(|t| self.vocab.find(t)))
     }
 
     /// The TF-IDF idf of `term` (of an unseen term: as if in no document).
@@ -1109,13 +1144,15 @@ struct WhyTerm {
 
 /// A pair of adjacent query terms (positions in [`WhyQuery::terms`]) and
 /// how the index holds the phrase.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct WhyPair {
     a: usize,
     b: usize,
     /// The phrase's vocabulary id, if at least two papers use it.
     id: Option<u32>,
-    hash: u64,
+    /// Else the documents that use it alone (kept as a hash: none, or one
+    /// unless hashes collide).
+    alone: Vec<u32>,
 }
 
 /// The query side of [`why_related`], prepared once per query (its terms
@@ -1130,13 +1167,22 @@ pub struct WhyQuery<'t> {
 
 impl<'t> WhyQuery<'t> {
     pub fn new(bm: &Bm25, query_terms: &'t [String]) -> WhyQuery<'t> {
-        let mut sorted: Vec<&str> = query_terms.iter().map(String::as_str).collect();
+        Self::of(bm, &bm.lookup(query_terms))
+    }
+
+    /// The query side of terms already looked up.
+    pub fn of(bm: &Bm25, q: &QueryTerms<'t>) -> WhyQuery<'t> {
+        let query_terms = q.terms;
+        let mut sorted: Vec<(&str, Option<u32>)> = query_terms
+            .iter()
+            .map(String::as_str)
+            .zip(q.words.iter().copied())
+            .collect();
         sorted.sort_unstable();
         let terms: Vec<(&str, WhyTerm)> = sorted
-            .chunk_by(|a, b| a == b)
+            .chunk_by(|a, b| a.0 == b.0)
             .map(|run| {
-                let t = run[0];
-                let id = bm.vocab.find(t);
+                let (t, id) = run[0];
                 let (idf, df) = match id {
                     Some(id) => (bm.tfidf_idf(id), bm.df_of(id)),
                     None => (bm.idf_tfidf(t), bm.df(t)),
@@ -1154,24 +1200,26 @@ impl<'t> WhyQuery<'t> {
         // Only the pairs that can be shown: of two specific words, the
         // first not a participle.
         let specific = |i: usize| !common(bm, terms[i].1.df, SPECIFIC_PHRASE_WORD);
-        let mut pairs: Vec<(usize, usize)> = query_terms
+        let mut pairs: Vec<(usize, usize, Option<u32>)> = query_terms
             .windows(2)
-            .filter(|w| w[0] != w[1] && !is_participle(&w[0]))
-            .filter_map(|w| Some((pos(&w[0])?, pos(&w[1])?)))
-            .filter(|&(a, b)| specific(a) && specific(b))
+            .zip(&q.phrases)
+            .filter(|(w, _)| w[0] != w[1] && !is_participle(&w[0]))
+            .filter_map(|(w, &id)| Some((pos(&w[0])?, pos(&w[1])?, id)))
+            .filter(|&(a, b, _)| specific(a) && specific(b))
             .collect();
         pairs.sort_unstable();
         pairs.dedup();
         let pairs = pairs
             .into_iter()
-            .map(|(a, b)| {
-                let phrase = format!("{} {}", terms[a].0, terms[b].0);
-                WhyPair {
-                    a,
-                    b,
-                    id: bm.vocab.find(&phrase),
-                    hash: phrase_hash(&phrase),
-                }
+            .map(|(a, b, id)| {
+                let alone = match id {
+                    Some(_) => Vec::new(),
+                    None => bm
+                        .single_range(phrase_hash(&format!("{} {}", terms[a].0, terms[b].0)))
+                        .map(|i| decode_single(bm.single(i)).1)
+                        .collect(),
+                };
+                WhyPair { a, b, id, alone }
             })
             .collect();
         WhyQuery { terms, pairs }
@@ -1228,9 +1276,7 @@ impl<'t> WhyQuery<'t> {
         for p in &self.pairs {
             let present = match p.id {
                 Some(id) => bm.tf_in(id, d) > 0,
-                None => bm
-                    .single_range(p.hash)
-                    .any(|i| decode_single(bm.single(i)).1 == d),
+                None => p.alone.contains(&d),
             };
             if present {
                 look(p.a, &mut tf);

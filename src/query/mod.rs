@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::embed::normalize;
 use crate::error::{Error, Result};
 use crate::index::{Searcher, dot};
-use crate::lexical::{Bm25, WhyQuery, paper_terms, why_related_doc};
+use crate::lexical::{Bm25, QueryTerms, WhyQuery, paper_terms, why_related_doc};
 use crate::paper::{PubDate, normalize_title};
 use crate::store::Library;
 use crate::text;
@@ -519,14 +519,14 @@ impl<'a> Engine<'a> {
     /// `opts.title_lean`, so a paper that far below the k-th best score
     /// stays out of the top either way). Exact, and a few dozen titles a
     /// query instead of every candidate's.
-    fn add_title_lean(&self, out: &mut [Related], qterms: &[String], opts: &RelatedOptions) {
+    fn add_title_lean(&self, out: &mut [Related], q: &QueryTerms<'_>, opts: &RelatedOptions) {
         if opts.title_lean <= 0.0 || out.is_empty() {
             return;
         }
         let mut base: Vec<f32> = out.iter().map(|r| r.score).collect();
         let kth = opts.k.min(base.len()) - 1;
         let bar = *base.select_nth_unstable_by(kth, |a, b| b.total_cmp(a)).1;
-        let mentioned = self.mentioned(qterms);
+        let mentioned = q.distinct_words();
         for r in out.iter_mut() {
             if r.score + opts.title_lean >= bar {
                 r.score += opts.title_lean * self.title_mentioned(r.row, &mentioned);
@@ -535,8 +535,8 @@ impl<'a> Engine<'a> {
     }
 
     /// Each result's "why" terms: the query side weighed once.
-    fn explain(&self, out: &mut [Related], qterms: &[String]) {
-        let query = WhyQuery::new(&self.bm25, qterms);
+    fn explain(&self, out: &mut [Related], q: &QueryTerms<'_>) {
+        let query = WhyQuery::of(&self.bm25, q);
         for r in out {
             r.why = why_related_doc(&self.bm25, &query, r.row, 4);
         }
@@ -551,11 +551,6 @@ impl<'a> Engine<'a> {
                 .map(crate::paper::Paper::first_published)
                 .collect()
         })[row]
-    }
-
-    /// A query's terms as [`Engine::title_mentioned`] takes them.
-    fn mentioned(&self, qterms: &[String]) -> Vec<u32> {
-        self.bm25.distinct_ids(qterms)
     }
 
     /// The share of paper `row`'s title words, each weighted by its idf,
@@ -762,7 +757,8 @@ impl<'a> Engine<'a> {
         set: &RowSet,
         opts: &RelatedOptions,
     ) -> Vec<Related> {
-        let q = self.bm25.query_vector(qterms);
+        let qt = self.bm25.lookup(qterms);
+        let q = self.bm25.query_vector_of(&qt);
         let mut out: Vec<Related> = set
             .rows
             .iter()
@@ -797,12 +793,12 @@ impl<'a> Engine<'a> {
             })
             .collect();
         if opts.mode == Mode::Hybrid {
-            self.add_title_lean(&mut out, qterms, opts);
+            self.add_title_lean(&mut out, &qt, opts);
         }
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
         out.truncate(opts.k);
         if opts.explain {
-            self.explain(&mut out, qterms);
+            self.explain(&mut out, &qt);
         }
         out
     }
@@ -845,6 +841,8 @@ impl<'a> Engine<'a> {
             years && when
         };
         let pool = (opts.k * 10).max(100);
+        // The query's terms looked up once, for its vector, title lean and "why".
+        let qt = self.bm25.lookup(qterms);
         // The dense top, by row.
         let mut dense: Vec<(usize, f32)> = Vec::new();
         if needs_vector && !qvec.is_empty() {
@@ -872,7 +870,7 @@ impl<'a> Engine<'a> {
                     self.bm25.accumulate(neg_terms, -0.5, &mut acc);
                 }
             } else {
-                let pos = self.bm25.query_vector(qterms);
+                let pos = self.bm25.query_vector_of(&qt);
                 let neg = self.bm25.query_vector(neg_terms);
                 self.bm25
                     .cosine_scores(&[(&pos, 1.0), (&neg, -0.5)], &mut acc);
@@ -936,12 +934,12 @@ impl<'a> Engine<'a> {
             })
             .collect();
         if opts.mode == Mode::Hybrid {
-            self.add_title_lean(&mut out, qterms, opts);
+            self.add_title_lean(&mut out, &qt, opts);
         }
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
         out.truncate(opts.k);
         if opts.explain {
-            self.explain(&mut out, qterms);
+            self.explain(&mut out, &qt);
         }
         SCORES.with(|b| *b.borrow_mut() = lexical_all);
         out
@@ -1261,7 +1259,7 @@ mod tests {
             .into_iter()
             .map(String::from)
             .collect();
-        let mentioned = engine.mentioned(&words);
+        let mentioned = engine.bm25.lookup(&words).distinct_words();
         let v2 = engine.title_mentioned(3, &mentioned);
         assert!((v2 - 1.0).abs() < 1e-6, "{v2}");
         let g1 = engine.title_mentioned(0, &mentioned);
@@ -1277,7 +1275,7 @@ mod tests {
         let mut e = HashEmbedder::new(256);
         let mut embed = |t: &str| Ok(e.embed(&[t]).unwrap().remove(0));
         let qterms = text::terms("convolutional networks classify molecular images");
-        let qset = engine.mentioned(&qterms);
+        let qset = engine.bm25.lookup(&qterms).distinct_words();
         let without = |k| RelatedOptions {
             k,
             title_lean: 0.0,
