@@ -92,6 +92,7 @@ impl Snapshot {
             missing,
         } = QuerySource::open_no_build(root, search, ef)?;
         let opened = Opened::try_new(lib, |lib| Engine::with_unembedded(lib, searcher, &missing))?;
+        opened.borrow_dependent().warm();
         Ok(Snapshot {
             opened,
             root: root.to_path_buf(),

@@ -542,6 +542,20 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Fills the per-paper caches that queries otherwise fill as they go
+    /// (publication dates, rows by title, title terms): for a server, whose
+    /// first minute of answers was a third slower while they filled.
+    pub fn warm(&self) {
+        if self.lib.is_empty() {
+            return;
+        }
+        self.date(0);
+        self.twins(0);
+        for row in 0..self.lib.len() {
+            self.title_mentioned(row, &[]);
+        }
+    }
+
     /// Paper `row`'s first publication date.
     fn date(&self, row: usize) -> Option<PubDate> {
         self.dates.get_or_init(|| {
@@ -917,7 +931,7 @@ impl<'a> Engine<'a> {
                     Mode::Dense => d,
                     Mode::Lexical | Mode::Bm25 => l,
                     Mode::Hybrid => {
-                        let lean = match (lean_from, papers[row].first_published()) {
+                        let lean = match (lean_from, self.date(row)) {
                             (Some(q), Some(c)) => time_lean(q, c, opts),
                             _ => 0.0,
                         };
@@ -1299,6 +1313,38 @@ mod tests {
                 assert_eq!(g.row, x.0, "k {k}: {got:?} vs {expect:?}");
                 assert!((g.score - x.1).abs() < 1e-6);
             }
+        }
+    }
+
+    #[test]
+    fn a_warmed_engine_answers_as_a_cold_one() {
+        let (_d, lib) = library();
+        let cold = Engine::new(
+            &lib,
+            Searcher::open(&lib, &SearchOptions::default()).unwrap(),
+        )
+        .unwrap();
+        let warm = Engine::new(
+            &lib,
+            Searcher::open(&lib, &SearchOptions::default()).unwrap(),
+        )
+        .unwrap();
+        warm.warm();
+        let mut e = HashEmbedder::new(256);
+        let mut embed = |t: &str| Ok(e.embed(&[t]).unwrap().remove(0));
+        let opts = RelatedOptions {
+            k: 4,
+            explain: true,
+            ..Default::default()
+        };
+        for row in 0..lib.len() {
+            let q = Resolved::Paper {
+                row,
+                matched_by: "id",
+            };
+            let a = cold.related(&q, &opts, &mut embed).unwrap();
+            let b = warm.related(&q, &opts, &mut embed).unwrap();
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "row {row}");
         }
     }
 
