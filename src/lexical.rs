@@ -1075,16 +1075,12 @@ fn why_from(bm: &Bm25, query: &WhyQuery<'_>, shared: &Shared, max: usize) -> Vec
             }
         })
         .collect();
-    let too_common = |i: usize, share: f32| common(bm, terms[i].1.df, share);
     let contribution = |i: usize| terms[i].1.weight * wd[i];
+    // The pairs are those [`WhyQuery`] kept: of two specific words, the
+    // first not a participle.
     let mut phrases: Vec<(f32, String)> = shared
         .pairs
         .iter()
-        .filter(|&&(a, b)| {
-            !too_common(a, SPECIFIC_PHRASE_WORD)
-                && !too_common(b, SPECIFIC_PHRASE_WORD)
-                && !is_participle(terms[a].0)
-        })
         .map(|&(a, b)| {
             (
                 contribution(a) + contribution(b),
@@ -1095,7 +1091,9 @@ fn why_from(bm: &Bm25, query: &WhyQuery<'_>, shared: &Shared, max: usize) -> Vec
     phrases.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut singles: Vec<(f32, String)> = (0..terms.len())
         .filter(|&i| {
-            shared.tf[i] > 0 && !too_common(i, SPECIFIC_TERM) && !is_participle(terms[i].0)
+            shared.tf[i] > 0
+                && !common(bm, terms[i].1.df, SPECIFIC_TERM)
+                && !is_participle(terms[i].0)
         })
         .map(|i| (contribution(i), terms[i].0.to_string()))
         .collect();
