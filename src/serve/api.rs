@@ -182,25 +182,23 @@ fn clip(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
-/// Runs CPU-bound work off the async threads, at most `workers` at once.
+/// Runs CPU-bound work on the compute threads (`workers` of them), in the
+/// order requests arrive, on the snapshot current when its turn comes.
 async fn compute<T: Send + 'static>(
     state: &Arc<State>,
     f: impl FnOnce(Arc<Snapshot>) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = state
+    let s = state.clone();
+    state
         .work
-        .acquire()
+        .run(move || f(s.snapshot()))
         .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
-    let snap = state.snapshot();
-    tokio::task::spawn_blocking(move || f(snap))
-        .await
-        .map_err(|e| {
-            ApiError(
+        .unwrap_or_else(|| {
+            Err(ApiError(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("request failed: {e}"),
-            )
-        })?
+                "request failed".into(),
+            ))
+        })
 }
 
 fn json_response(v: Value) -> Response {

@@ -9,6 +9,7 @@
 //! the command line's (`RelatedOptions::check`).
 
 mod api;
+mod pool;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,8 +72,9 @@ pub struct State {
     current: RwLock<Arc<Snapshot>>,
     embedder: SharedEmbedder,
     topics_running: AtomicBool,
-    /// Bounds the requests computing at once (CPU-bound work).
-    work: tokio::sync::Semaphore,
+    /// The threads that compute requests (CPU-bound work), first come
+    /// first served.
+    work: pool::Pool,
     last_reload: std::sync::Mutex<std::time::Instant>,
 }
 
@@ -88,7 +90,7 @@ impl State {
             current: RwLock::new(Arc::new(snap)),
             embedder: SharedEmbedder::new(opts.embedder),
             topics_running: AtomicBool::new(false),
-            work: tokio::sync::Semaphore::new(opts.workers),
+            work: pool::Pool::new(opts.workers).map_err(|e| Error::io(opts.root.clone(), e))?,
             last_reload: std::sync::Mutex::new(std::time::Instant::now()),
             opts,
         })
