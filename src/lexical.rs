@@ -239,6 +239,10 @@ impl DerivedFile for Bm25 {
         Ok(self.extend_with(&lib.papers()[from..]))
     }
 
+    fn shrink(self, removed: &[usize], _: &Library, (): ()) -> Result<Option<Bm25>> {
+        Ok(Some(self.without_docs(removed)))
+    }
+
     fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
         Bm25::save(self, path, fingerprint)
     }
@@ -426,6 +430,69 @@ impl Bm25 {
         }
         doc_len.extend(new_len);
         Self::assemble(terms, starts, docs, tfs, doc_len, singles)
+    }
+
+    /// This index without documents `removed` (sorted), the others
+    /// numbered again in order: exactly what a build over the remaining
+    /// papers makes, in one pass over the postings. A term no remaining
+    /// paper uses leaves the vocabulary, and a phrase only one uses becomes
+    /// a single phrase again.
+    pub fn without_docs(self, removed: &[usize]) -> Bm25 {
+        let n = self.docs();
+        let mut new_id = vec![u32::MAX; n];
+        let mut next = 0u32;
+        let mut r = removed.iter().peekable();
+        for (d, id) in new_id.iter_mut().enumerate() {
+            if r.next_if(|&&x| x == d).is_some() {
+                continue;
+            }
+            *id = next;
+            next += 1;
+        }
+        let mut one: Vec<(u64, u32, u16)> = Vec::new();
+        for i in 0..self.singles.len() / SINGLE {
+            let (h, d, tf) = decode_single(self.single(i));
+            if let Some(&nd) = new_id.get(d as usize).filter(|&&x| x != u32::MAX) {
+                one.push((h, nd, tf));
+            }
+        }
+        let mut vocab = Vocab::default();
+        let mut starts = Vec::with_capacity(self.starts.len());
+        let mut docs = Vec::with_capacity(self.docs.len());
+        let mut tfs = Vec::with_capacity(self.tfs.len());
+        starts.push(0u64);
+        for ti in 0..self.vocab.len() {
+            let (lo, hi) = self.range(ti as u32);
+            let at = docs.len();
+            for (&d, &tf) in self.docs[lo..hi].iter().zip(&self.tfs[lo..hi]) {
+                let nd = new_id[d as usize];
+                if nd != u32::MAX {
+                    docs.push(nd);
+                    tfs.push(tf);
+                }
+            }
+            let term = self.vocab.get(ti);
+            match docs.len() - at {
+                0 => continue,
+                1 if is_phrase(term) => {
+                    one.push((phrase_hash(term), docs[at], tfs[at]));
+                    docs.truncate(at);
+                    tfs.truncate(at);
+                    continue;
+                }
+                _ => {}
+            }
+            vocab.push(term);
+            starts.push(docs.len() as u64);
+        }
+        let doc_len = self
+            .doc_len
+            .iter()
+            .zip(&new_id)
+            .filter(|(_, id)| **id != u32::MAX)
+            .map(|(&l, _)| l)
+            .collect();
+        Self::assemble(vocab, starts, docs, tfs, doc_len, encode_singles(one))
     }
 
     fn single(&self, i: usize) -> &[u8] {
@@ -1354,6 +1421,54 @@ mod tests {
             assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-3), "{x} {y}");
         }
         assert!(a.iter().any(|&x| x > 0.0) && a.iter().any(|&x| x < 0.0));
+    }
+
+    #[test]
+    fn an_index_without_some_papers_equals_one_built_without_them() {
+        // Phrases two papers share ("graph kernel" in 0 and 3) become single
+        // when one of them goes; a word only removed papers use leaves.
+        let papers = vec![
+            paper("graph kernel methods", "graph kernel for molecules"),
+            paper("unique zebra words", "zebra zebra stripes"),
+            paper("diffusion models", "score based diffusion models"),
+            paper("graph kernel survey", "a survey of kernels"),
+            paper("diffusion for graphs", "graph diffusion kernel"),
+            paper("score matching", "denoising score matching"),
+        ];
+        let full = Bm25::build(&papers);
+        for removed in [vec![0], vec![1, 3], vec![0, 2, 5], vec![5], vec![]] {
+            let kept: Vec<Paper> = papers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !removed.contains(i))
+                .map(|(_, p)| p.clone())
+                .collect();
+            assert_eq!(
+                full.clone().without_docs(&removed),
+                Bm25::build(&kept),
+                "removed {removed:?}"
+            );
+        }
+        // And with dense rows and packed postings (a large library).
+        let many: Vec<Paper> = (0..7000)
+            .map(|i| {
+                paper(
+                    &format!("paper {i} common"),
+                    &format!("word{} shared{} term", i % 7, i % 11),
+                )
+            })
+            .collect();
+        let removed: Vec<usize> = (0..7000).filter(|i| i % 5 == 1).collect();
+        let kept: Vec<Paper> = many
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 5 != 1)
+            .map(|(_, p)| p.clone())
+            .collect();
+        assert_eq!(
+            Bm25::build(&many).without_docs(&removed),
+            Bm25::build(&kept)
+        );
     }
 
     #[test]

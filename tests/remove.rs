@@ -292,3 +292,53 @@ fn the_space_of_removed_papers_is_reclaimed_by_the_next_writer() {
     ok(&papermap(&lib, &["check"]));
     assert_eq!(listed(&lib).len(), 4);
 }
+
+#[test]
+fn derived_files_drop_removed_rows_and_answer_as_rebuilt_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let g = ["--hnsw-threshold", "1"];
+    let run = |args: &[&str]| papermap(&lib, &[&g[..], args].concat());
+    ok(&run(&["add", fixture("mini.jsonl").to_str().unwrap()]));
+    assert!(lib.join("derived/hnsw.graph").exists());
+    // Two removals in a row: each drops its rows from the graph and the
+    // lexical index (no rebuild).
+    let r = run(&["remove", "bandit-1"]);
+    ok(&r);
+    assert!(
+        stderr(&r).contains("index updated for 1 removed paper(s)"),
+        "{}",
+        stderr(&r)
+    );
+    let r = run(&["remove", "diffusion-2", "quant-3"]);
+    ok(&r);
+    assert!(
+        stderr(&r).contains("index updated for 2 removed paper(s)"),
+        "{}",
+        stderr(&r)
+    );
+    let c = ok(&run(&["check"]));
+    assert!(!c.contains("stale") && !c.contains("damaged"), "{c}");
+    let answers = || {
+        ["lexical", "hybrid", "dense"]
+            .iter()
+            .map(|mode| {
+                ok(&run(&[
+                    "related", "bandit-2", "--json", "-k", "8", "--mode", mode,
+                ]))
+            })
+            .collect::<Vec<_>>()
+    };
+    let shrunk = answers();
+    for a in &shrunk {
+        for gone in ["bandit-1", "diffusion-2", "quant-3"] {
+            assert!(!a.contains(&format!("\"{gone}\"")), "{gone} in {a}");
+        }
+    }
+    // The same answers from derived files built from scratch.
+    std::fs::remove_dir_all(lib.join("derived")).unwrap();
+    let r = run(&["embed"]);
+    ok(&r);
+    assert!(lib.join("derived/hnsw.graph").exists());
+    assert_eq!(answers(), shrunk);
+}

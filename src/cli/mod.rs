@@ -1174,12 +1174,12 @@ fn remove(cfg: &Config, a: &args::RemoveArgs) -> Result<()> {
     eprintln!(
         "removed {} paper(s){}{}",
         r.removed.len(),
-        if r.index_built {
-            "; index rebuilt"
-        } else if r.not_embedded > 0 {
-            "; index left for `papermap embed` (some papers are not embedded yet)"
-        } else {
-            ""
+        match &r.index {
+            Some(ix) => format!("; {}", ix.summary()),
+            None if r.not_embedded > 0 => {
+                "; index left for `papermap embed` (some papers are not embedded yet)".into()
+            }
+            None => String::new(),
         },
         if r.repeated > 0 {
             format!("; {} name(s) repeated a paper already named", r.repeated)

@@ -179,32 +179,172 @@ impl Graph {
         }
         let mut level0 = std::mem::replace(&mut self.level0, Slab::Owned(Vec::new())).into_vec();
         level0.resize(n * self.stride0 as usize, NONE);
-        let upper = std::mem::take(&mut self.upper);
+        self.level0 = Slab::Owned(level0);
         let coded = self.codes.dim == m.dim && self.codes.rows() == n;
         if coded && n - from >= PARALLEL_MIN {
             on_huge_pages(&mut self.codes);
         }
-        let links = Links {
+        let codes = std::mem::replace(&mut self.codes, Codes::encode(0, &[]));
+        let links = self.take_links(m, coded.then_some(&codes), n, top);
+        links.insert_all(from, n);
+        self.put_links(links);
+        self.codes = codes;
+        self.n = n as u32;
+    }
+
+    /// Drops rows `removed` (sorted) from the graph, the others numbered
+    /// again in order; `m` is the matrix without them. A node that linked
+    /// to a removed one keeps its other links and fills the freed slots
+    /// with the nearest of the removed ones' links (a repair of the
+    /// neighbourhood, as hnswlib repairs a deleted element's; choosing the
+    /// whole list again by the heuristic left fewer links: recall@10 at ef
+    /// 12 on 3,000 random rows less a fifth, 0.75 against 0.89 filled, 0.79
+    /// with no repair, 0.85 built again); the others keep theirs. A removed entry point gives way to a node of the highest
+    /// layer that still has one. Cost: one pass over the lists, and a
+    /// selection per node that lost a link. Rows of `m` past the kept ones
+    /// (appended since) are not read.
+    pub fn remove_rows(&mut self, removed: &[usize], m: &Matrix) {
+        let old_n = self.n as usize;
+        let mut new_id = vec![NONE; old_n];
+        let mut next = 0u32;
+        let mut r = removed.iter().peekable();
+        for (row, id) in new_id.iter_mut().enumerate() {
+            if r.next_if(|&&x| x == row).is_none() {
+                *id = next;
+                next += 1;
+            }
+        }
+        let n = next as usize;
+        let gone = |v: u32| new_id[v as usize] == NONE;
+        // (layer, node, candidates) of every node that lost a link, new ids.
+        let mut repairs: Vec<(usize, u32, usize, Vec<u32>)> = Vec::new();
+        let mut relist = |l: usize, u: u32, list: &[u32], of_removed: &dyn Fn(u32) -> Vec<u32>| {
+            let kept: Vec<u32> = list
+                .iter()
+                .filter(|&&v| !gone(v))
+                .map(|&v| new_id[v as usize])
+                .collect();
+            if kept.len() < list.len() {
+                let mut cands = kept.clone();
+                for &x in list.iter().filter(|&&x| gone(x)) {
+                    for w in of_removed(x) {
+                        if !gone(w) && w != u && !cands.contains(&new_id[w as usize]) {
+                            cands.push(new_id[w as usize]);
+                        }
+                    }
+                }
+                repairs.push((l, new_id[u as usize], kept.len(), cands));
+            }
+            kept
+        };
+        let s0 = self.stride0 as usize;
+        let mut level0 = vec![NONE; n * s0];
+        for u in 0..old_n as u32 {
+            if gone(u) {
+                continue;
+            }
+            let kept = relist(0, u, self.neighbours0(u), &|x| self.neighbours0(x).to_vec());
+            let at = new_id[u as usize] as usize * s0;
+            level0[at..at + kept.len()].copy_from_slice(&kept);
+        }
+        let s = self.stride as usize;
+        let mut upper = Vec::with_capacity(self.upper.len());
+        for (i, layer) in self.upper.iter().enumerate() {
+            let mut nodes = Vec::new();
+            let mut adj = Vec::new();
+            for &u in &layer.nodes {
+                if gone(u) {
+                    continue;
+                }
+                let of = |x: u32| self.neighbours_upper(layer, x).to_vec();
+                let kept = relist(i + 1, u, self.neighbours_upper(layer, u), &of);
+                nodes.push(new_id[u as usize]);
+                adj.extend(kept.iter().copied().chain(std::iter::repeat(NONE)).take(s));
+            }
+            upper.push(Layer { nodes, adj });
+        }
+        while upper.last().is_some_and(|l| l.nodes.is_empty()) {
+            upper.pop();
+        }
+        self.entry = match self.entry {
+            NONE => NONE,
+            e if !gone(e) => new_id[e as usize],
+            _ => match upper.last() {
+                Some(l) => l.nodes[0],
+                None if n > 0 => 0,
+                None => NONE,
+            },
+        };
+        let coded = self.codes.dim == m.dim && self.codes.rows() == old_n;
+        let codes = if coded {
+            self.codes.retain_rows(|row| new_id[row] != NONE)
+        } else {
+            Codes::encode(m.dim, &m.as_slice()[..n * m.dim])
+        };
+        self.level0 = Slab::Owned(level0);
+        self.upper = upper;
+        self.n = n as u32;
+        repairs.retain(|(l, _, _, _)| *l == 0 || *l <= self.upper.len());
+        let top = self.upper.len();
+        let links = self.take_links(m, Some(&codes), n, top);
+        let mut probe = Probe::default();
+        let mut cands: Vec<Cand> = Vec::new();
+        for (l, u, kept, list) in &repairs {
+            links.probe_into(*u, &mut probe);
+            cands.clear();
+            cands.extend(list[*kept..].iter().map(|&c| Cand {
+                dist: links.dist(&probe, c),
+                node: c,
+            }));
+            cands.sort_unstable();
+            let cap = if *l == 0 { links.stride0 } else { links.stride };
+            let filled: Vec<u32> = list[..*kept]
+                .iter()
+                .copied()
+                .chain(cands.iter().map(|c| c.node))
+                .take(cap)
+                .collect();
+            links.write(*l, *u, &filled);
+        }
+        self.put_links(links);
+        self.codes = codes;
+    }
+
+    /// The lists as the inserting threads share them (taken out of `self`
+    /// until [`Graph::put_links`]), over the first `n` rows of `m`; the
+    /// entry point is on layer `top`.
+    fn take_links<'a>(
+        &mut self,
+        m: &'a Matrix,
+        codes: Option<&'a Codes>,
+        n: usize,
+        top: usize,
+    ) -> Links<'a> {
+        let level0 = std::mem::replace(&mut self.level0, Slab::Owned(Vec::new())).into_vec();
+        Links {
             m: self.m as usize,
             ef: self.ef_construction as usize,
             stride0: self.stride0 as usize,
-            stride,
+            stride: self.stride as usize,
             level0: to_atomic(level0),
-            upper: upper
+            upper: std::mem::take(&mut self.upper)
                 .into_iter()
                 .map(|l| SharedLayer {
                     nodes: l.nodes,
                     adj: to_atomic(l.adj),
                 })
                 .collect(),
-            locks: (0..STRIPES.min(n)).map(|_| Mutex::new(())).collect(),
+            locks: (0..STRIPES.min(n.max(1))).map(|_| Mutex::new(())).collect(),
             entry: Mutex::new((self.entry, top)),
             mat: m,
-            codes: coded.then_some(&self.codes),
+            codes,
             dot: dot_fn(),
             doti: walk_dot(),
-        };
-        links.insert_all(from, n);
+        }
+    }
+
+    /// Puts the lists back from [`Graph::take_links`].
+    fn put_links(&mut self, links: Links<'_>) {
         let Links {
             level0,
             upper,
@@ -220,7 +360,6 @@ impl Graph {
             })
             .collect();
         self.entry = entry.into_inner().unwrap_or_else(PoisonError::into_inner).0;
-        self.n = n as u32;
     }
 }
 
@@ -807,6 +946,52 @@ mod tests {
         let q = random_matrix(100, 16, 8);
         let r = recall(&g, &m, &q, 96);
         assert!(r >= 0.95, "recall {r}");
+    }
+
+    #[test]
+    fn removed_rows_leave_a_valid_graph_that_finds_the_rest() {
+        let all = random_matrix(3000, 24, 13);
+        let params = HnswParams::default();
+        let q = random_matrix(100, 24, 7);
+        for share in [5, 2] {
+            let mut g = Graph::build(&all, &params);
+            // Every `share`-th row, and the entry point and its layer-mates
+            // on the top layer: the graph must find a new entry.
+            let mut removed: Vec<usize> = (0..3000).filter(|r| r % share == 1).collect();
+            removed.extend(
+                g.upper
+                    .last()
+                    .map_or(vec![], |l| l.nodes.iter().map(|&u| u as usize).collect()),
+            );
+            removed.push(g.entry as usize);
+            removed.sort_unstable();
+            removed.dedup();
+            let kept: Vec<f32> = (0..3000)
+                .filter(|r| removed.binary_search(r).is_err())
+                .flat_map(|r| all.row(r).to_vec())
+                .collect();
+            let rest = Matrix::owned(24, kept);
+            g.remove_rows(&removed, &rest);
+            assert_eq!(g.len(), 3000 - removed.len());
+            assert_valid(&g);
+            for r in [0, 1000, rest.rows() - 1] {
+                assert_eq!(g.search(&rest, rest.row(r), 1, 64)[0].row, r);
+            }
+            // A small beam, where a graph that lost links shows it.
+            let shrunk = recall(&g, &rest, &q, 12);
+            let built = recall(&Graph::build(&rest, &params), &rest, &q, 12);
+            assert!(
+                shrunk >= built - 0.02,
+                "recall after removing 1 in {share}: {shrunk} (built without them: {built})"
+            );
+            // And rows go in after.
+            let mut more = rest.as_slice().to_vec();
+            more.extend_from_slice(&q.as_slice()[..10 * 24]);
+            let more = Matrix::owned(24, more);
+            g.insert_rows(&more);
+            assert_valid(&g);
+            assert_eq!(g.search(&more, q.row(3), 1, 64)[0].row, rest.rows() + 3);
+        }
     }
 
     #[test]

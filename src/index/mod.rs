@@ -376,6 +376,19 @@ impl DerivedFile for Matrix {
         Ok(Matrix::owned(self.dim, data))
     }
 
+    /// The rows kept, copied in order.
+    fn shrink(self, removed: &[usize], _: &Library, (): ()) -> Result<Option<Matrix>> {
+        let mut gone = removed.iter().peekable();
+        let data: Vec<f32> = self
+            .as_slice()
+            .chunks_exact(self.dim.max(1))
+            .enumerate()
+            .filter(|(row, _)| gone.next_if(|&&r| r == *row).is_none())
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        Ok(Some(Matrix::owned(self.dim, data)))
+    }
+
     fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
         Matrix::save(self, path, fingerprint)
     }
@@ -665,6 +678,21 @@ impl DerivedFile for Graph {
         Ok(self)
     }
 
+    /// `m` is the current matrix: the rows kept, then any appended since
+    /// (inserted by `extend` after).
+    fn shrink(
+        mut self,
+        removed: &[usize],
+        _: &Library,
+        (m, _): Self::Input<'_>,
+    ) -> Result<Option<Graph>> {
+        if m.rows() + removed.len() < self.len() {
+            return Ok(None);
+        }
+        self.remove_rows(removed, m);
+        Ok(Some(self))
+    }
+
     fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
         Graph::save(self, path, fingerprint)
     }
@@ -687,9 +715,12 @@ pub struct DerivedReport {
 impl DerivedReport {
     /// Whether anything had to be built or extended.
     pub fn changed(&self) -> bool {
-        [self.matrix, self.graph, self.lexical]
-            .iter()
-            .any(|r| matches!(r, Some(Refresh::Rebuilt | Refresh::Extended { .. })))
+        [self.matrix, self.graph, self.lexical].iter().any(|r| {
+            matches!(
+                r,
+                Some(Refresh::Rebuilt | Refresh::Extended { .. } | Refresh::Shrunk { .. })
+            )
+        })
     }
 
     /// Whether a file was rebuilt from the whole library.
@@ -707,10 +738,25 @@ impl DerivedReport {
                 _ => None,
             })
             .min();
+        let removed = [self.matrix, self.graph, self.lexical]
+            .iter()
+            .filter_map(|r| match r {
+                Some(Refresh::Shrunk { removed }) => Some(*removed),
+                _ => None,
+            })
+            .max();
+        let [m, g, l] = self.split;
         if self.rebuilt() {
-            format!("index rebuilt in {:.1} s", self.seconds)
+            format!(
+                "index rebuilt in {:.1} s (matrix {m:.1}, graph {g:.1}, lexical {l:.1})",
+                self.seconds
+            )
+        } else if let Some(removed) = removed.filter(|_| from.is_none()) {
+            format!(
+                "index updated for {removed} removed paper(s) in {:.1} s (matrix {m:.1}, graph {g:.1}, lexical {l:.1})",
+                self.seconds
+            )
         } else if let Some(from) = from {
-            let [m, g, l] = self.split;
             format!(
                 "index extended from {from} to {} papers in {:.1} s (matrix {m:.1}, graph {g:.1}, lexical {l:.1})",
                 self.rows, self.seconds

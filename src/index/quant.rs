@@ -78,6 +78,24 @@ impl Codes {
         self.codes = Slab::Owned(codes);
     }
 
+    /// The codes of every row but `keep(row) == false` ones, in order
+    /// (same scales).
+    pub fn retain_rows(&self, keep: impl Fn(usize) -> bool) -> Codes {
+        let mut codes = Vec::new();
+        if self.dim > 0 {
+            for (i, row) in self.codes.as_slice().chunks_exact(self.dim).enumerate() {
+                if keep(i) {
+                    codes.extend_from_slice(row);
+                }
+            }
+        }
+        Codes {
+            dim: self.dim,
+            scales: self.scales.clone(),
+            codes: Slab::Owned(codes),
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.codes
             .as_slice()

@@ -3,15 +3,18 @@
 //! Every name is resolved before anything is written, so one unknown name
 //! (unless `ignore_missing`) removes nothing. The removal is one commit of
 //! removal records (`store::Record::Remove`), as crash-safe as an add; the
-//! derived files are then refreshed from the new state (their fingerprint
-//! changed), and the dead records are reclaimed by a later compaction
-//! (`store::compact`).
+//! removal is then noted for the derived files (`store::derived::Removals`)
+//! and they are refreshed from the new state: the matrix is gathered again,
+//! the HNSW graph and the lexical index drop the removed rows (a pass over
+//! each, not a build). The dead records are reclaimed by a later
+//! compaction (`store::compact`).
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::index::{SearchOptions, refresh_derived};
+use crate::index::{DerivedReport, SearchOptions, refresh_derived};
 use crate::paper::Paper;
+use crate::store::derived::{Built, RemovalStep, Removals};
 use crate::store::{Library, WriteOptions, Writer, compact::Compacted};
 
 /// A paper named for removal, and where it was named.
@@ -89,8 +92,9 @@ pub struct RemoveReport {
     pub missing: Vec<String>,
     /// Names that repeat a paper already named.
     pub repeated: usize,
-    /// The derived files were rebuilt for the new state.
-    pub index_built: bool,
+    /// How the derived files were brought to the new state (`None`: left
+    /// for `papermap embed`, or nothing is left).
+    pub index: Option<DerivedReport>,
     /// Papers still waiting for a vector: derived files are then left for
     /// `papermap embed` (readers answer meanwhile).
     pub not_embedded: usize,
@@ -154,8 +158,28 @@ pub fn remove(root: &Path, names: &[RemoveRef], opts: &RemoveOptions) -> Result<
     if ids.is_empty() {
         return Ok(report);
     }
+    let before = Built {
+        fingerprint: w.library().fingerprint(),
+        rows: w.library().len(),
+    };
+    let mut rows: Vec<usize> = ids
+        .iter()
+        .filter_map(|id| w.library().index_of(id))
+        .collect();
+    rows.sort_unstable();
     w.remove_papers(&ids)?;
     w.commit()?;
+    // So that the derived files drop these rows instead of being built
+    // again (a crash before this only means they are rebuilt).
+    Removals::record(
+        &w.library().derived_dir(),
+        RemovalStep {
+            from: before.fingerprint,
+            from_rows: before.rows,
+            to: w.library().fingerprint(),
+            removed: rows,
+        },
+    )?;
     refresh(&w, &opts.search, &mut report)?;
     Ok(report)
 }
@@ -165,7 +189,7 @@ pub fn remove(root: &Path, names: &[RemoveRef], opts: &RemoveOptions) -> Result<
 pub(crate) fn refresh(w: &Writer, search: &SearchOptions, report: &mut RemoveReport) -> Result<()> {
     report.not_embedded = super::missing_vectors(w.library());
     if report.not_embedded == 0 && !w.is_empty() {
-        report.index_built = refresh_derived(w.library(), search)?.changed();
+        report.index = Some(refresh_derived(w.library(), search)?);
     }
     Ok(())
 }

@@ -339,7 +339,8 @@ pub fn topics(lib: &Library, opts: &TopicOptions) -> Result<TopicReport> {
         refresh_at::<RawTopics>(&path, lib, &input, Access::Reader)?
     };
     let update = match how {
-        Refresh::Current => None,
+        // (Topics are clustered again after a removal, never shrunk.)
+        Refresh::Current | Refresh::Shrunk { .. } => None,
         // Nothing joined (only papers not embedded yet were added): the
         // note about those says it all.
         Refresh::Extended { .. } => raw

@@ -8,15 +8,18 @@
 //!
 //! It also owns the one load-or-build rule every derived file follows
 //! ([`DerivedFile`], [`refresh`]): current files are used, a file built for
-//! a prefix of the library (papers appended since) is extended, anything
-//! else is rebuilt; writes are atomic (temp file, fsync, rename).
+//! a prefix of the library (papers appended since) is extended, a file
+//! built before papers were removed has their rows dropped (the removal
+//! steps are kept in [`REMOVALS_FILE`], see [`Removals`]) and is then
+//! extended, anything else is rebuilt; writes are atomic (temp file,
+//! fsync, rename).
 
 use std::fs;
 use std::path::Path;
 
 use super::Library;
 use super::codec::{Reader, unseal};
-use super::manifest::read_checked_json;
+use super::manifest::{read_checked_json, write_checked_json};
 use crate::error::Result;
 
 /// A derived file that will be rebuilt, and why.
@@ -113,8 +116,12 @@ pub enum Refresh {
     /// The file on disk was current.
     Current,
     /// The file covered the library's first `from` papers and was extended
-    /// with the rest (cost in proportion to the papers added).
+    /// with the rest (cost in proportion to the papers added; after
+    /// papers were removed, their rows were dropped first).
     Extended { from: usize },
+    /// The file was built before `removed` papers were removed: their rows
+    /// were dropped (one pass over the file, nothing computed again).
+    Shrunk { removed: usize },
     /// Built from the whole library (missing, damaged, or built for a state
     /// that is not a prefix of this one: a paper edited or removed).
     Rebuilt,
@@ -147,6 +154,21 @@ pub trait DerivedFile: Sized {
     fn build(lib: &Library, input: Self::Input<'_>) -> Result<Self>;
     /// `self` covers the library's first `from` papers: add the others.
     fn extend(self, from: usize, lib: &Library, input: Self::Input<'_>) -> Result<Self>;
+    /// `self` was built for an earlier state of the library whose rows
+    /// `removed` (sorted, in that state's numbering) were removed since; its
+    /// other rows are, in order, the library's first papers. Returns the
+    /// file without those rows, as a build over the remaining papers would
+    /// make it (the graph: an equivalent one), or `None` when this file
+    /// cannot (it is then rebuilt).
+    fn shrink(
+        self,
+        removed: &[usize],
+        lib: &Library,
+        input: Self::Input<'_>,
+    ) -> Result<Option<Self>> {
+        let _ = (removed, lib, input);
+        Ok(None)
+    }
     /// Writes the whole file atomically.
     fn save(&self, path: &Path, fingerprint: &str) -> Result<()>;
     /// Writes the file after `extend` from `from` rows; by default the whole
@@ -190,25 +212,140 @@ pub fn refresh_at<D: DerivedFile>(
         rows: lib.len(),
     };
     let current = D::load(path, &want, lib, input);
+    let mut shrunk = 0;
     let old = match current {
         Some(d) if !d.pending(lib, input) => return Ok((d, Refresh::Current)),
         Some(d) => Some((d, lib.len())),
-        None => D::peek(path)
-            .filter(|b| {
-                b.rows > 0 && b.rows < lib.len() && lib.prefix_fingerprint(b.rows) == b.fingerprint
-            })
-            .and_then(|b| Some((D::load(path, &b, lib, input)?, b.rows))),
+        None => match D::peek(path) {
+            Some(b)
+                if b.rows > 0
+                    && b.rows < lib.len()
+                    && lib.prefix_fingerprint(b.rows) == b.fingerprint =>
+            {
+                D::load(path, &b, lib, input).map(|d| (d, b.rows))
+            }
+            Some(b) => {
+                let removals = Removals::read(&lib.derived_dir());
+                match removals.steps_from(&b, lib) {
+                    Some(steps) => D::load(path, &b, lib, input)
+                        .map(|d| shrink_by(d, &steps, b.rows, lib, input))
+                        .transpose()?
+                        .flatten()
+                        .map(|(d, rows, removed)| {
+                            shrunk = removed;
+                            (d, rows)
+                        }),
+                    None => None,
+                }
+            }
+            None => None,
+        },
     };
     let (d, how) = match old {
+        Some((d, from)) if shrunk > 0 && from == lib.len() => {
+            (d, Refresh::Shrunk { removed: shrunk })
+        }
         Some((old, from)) => (old.extend(from, lib, input)?, Refresh::Extended { from }),
         None => (D::build(lib, input)?, Refresh::Rebuilt),
     };
     let saved = match how {
-        Refresh::Extended { from } => d.save_extended(path, &fingerprint, from),
+        // A shrunk file differs from the one on disk before its new rows.
+        Refresh::Extended { from } if shrunk == 0 => d.save_extended(path, &fingerprint, from),
         _ => d.save(path, &fingerprint),
     };
     match saved {
         Err(e) if access == Access::Writer => Err(e),
         _ => Ok((d, how)),
+    }
+}
+
+/// `d` (built for `rows` rows) through the removal `steps`: the file, its
+/// rows and the rows removed; `None` when a step cannot be applied.
+fn shrink_by<D: DerivedFile>(
+    mut d: D,
+    steps: &[&RemovalStep],
+    mut rows: usize,
+    lib: &Library,
+    input: D::Input<'_>,
+) -> Result<Option<(D, usize, usize)>> {
+    let mut removed = 0;
+    for step in steps {
+        match d.shrink(&step.removed, lib, input)? {
+            Some(next) => d = next,
+            None => return Ok(None),
+        }
+        rows -= step.removed.len();
+        removed += step.removed.len();
+    }
+    Ok(Some((d, rows, removed)))
+}
+
+/// The file in `derived/` that lists the latest removals.
+pub const REMOVALS_FILE: &str = "removals.json";
+
+/// How many removal steps are kept (a file built before the oldest is
+/// rebuilt).
+const MAX_REMOVAL_STEPS: usize = 16;
+
+/// One removal: the library went from state `from` (`from_rows` papers) to
+/// state `to` by losing rows `removed` (sorted, numbered as in `from`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RemovalStep {
+    pub from: String,
+    pub from_rows: usize,
+    pub to: String,
+    pub removed: Vec<usize>,
+}
+
+/// The latest removals, oldest first (`derived/removals.json`), so that a
+/// derived file built before them has its rows dropped instead of being
+/// built again from every paper. Written by the writer right after the
+/// removal's commit; a crash before it only means a rebuild, and a step
+/// that no derived file starts from is simply not used.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Removals {
+    pub steps: Vec<RemovalStep>,
+}
+
+impl Removals {
+    /// The steps in `dir` (none when the file is missing or damaged).
+    pub fn read(dir: &Path) -> Removals {
+        read_checked_json(&dir.join(REMOVALS_FILE)).unwrap_or_default()
+    }
+
+    /// Adds a step (keeping the newest [`MAX_REMOVAL_STEPS`]) and writes the
+    /// file atomically.
+    pub fn record(dir: &Path, step: RemovalStep) -> Result<()> {
+        let mut r = Removals::read(dir);
+        r.steps.push(step);
+        let extra = r.steps.len().saturating_sub(MAX_REMOVAL_STEPS);
+        r.steps.drain(..extra);
+        fs::create_dir_all(dir).map_err(|e| crate::error::Error::io(dir.to_path_buf(), e))?;
+        write_checked_json(&dir.join(REMOVALS_FILE), &r)
+    }
+
+    /// The consecutive steps that take a file built for `built` to a
+    /// prefix of `lib` (all of it, or its first papers with the rest
+    /// appended since), or `None`.
+    pub fn steps_from(&self, built: &Built, lib: &Library) -> Option<Vec<&RemovalStep>> {
+        let start = self
+            .steps
+            .iter()
+            .position(|s| s.from == built.fingerprint && s.from_rows == built.rows)?;
+        let mut out = Vec::new();
+        let (mut fp, mut rows) = (built.fingerprint.as_str(), built.rows);
+        for s in &self.steps[start..] {
+            let ordered = s.removed.windows(2).all(|w| w[0] < w[1]);
+            if s.from != fp || s.from_rows != rows || !ordered || s.removed.last() >= Some(&rows) {
+                break;
+            }
+            out.push(s);
+            fp = &s.to;
+            rows -= s.removed.len();
+            if rows <= lib.len() && lib.prefix_fingerprint(rows) == fp {
+                return Some(out);
+            }
+        }
+        None
     }
 }
