@@ -1161,6 +1161,7 @@ fn why_from(bm: &Bm25, query: &WhyQuery<'_>, shared: &Shared, max: usize) -> Vec
             shared.tf[i] > 0
                 && !common(bm, terms[i].1.df, SPECIFIC_TERM)
                 && !is_participle(terms[i].0)
+                && !is_markup(terms[i].0)
         })
         .map(|i| (contribution(i), terms[i].0.to_string()))
         .collect();
@@ -1194,6 +1195,52 @@ fn common(bm: &Bm25, df: usize, share: f32) -> bool {
 /// A bare participle ("interpreted", "weighted"): no reason on its own.
 fn is_participle(t: &str) -> bool {
     t.len() > 4 && t.ends_with("ed")
+}
+
+/// The name of a TeX formatting command left in an abstract
+/// (`$\mathcal{O}(n)$` gives "mathcal"): shared markup, not a reason.
+fn is_markup(t: &str) -> bool {
+    const TEX: &[&str] = &[
+        "boldsymbol",
+        "cdot",
+        "cdots",
+        "dfrac",
+        "ddot",
+        "ddots",
+        "emph",
+        "frac",
+        "geq",
+        "infty",
+        "ldot",
+        "ldots",
+        "leq",
+        "mathbb",
+        "mathbf",
+        "mathcal",
+        "mathfrak",
+        "mathit",
+        "mathrm",
+        "mathscr",
+        "mathsf",
+        "mathtt",
+        "neq",
+        "operatorname",
+        "overline",
+        "rightarrow",
+        "sqrt",
+        "textbf",
+        "textit",
+        "textrm",
+        "textsc",
+        "textsf",
+        "texttt",
+        "tfrac",
+        "vdot",
+        "vdots",
+        "widehat",
+        "widetilde",
+    ];
+    TEX.binary_search(&t).is_ok()
 }
 
 /// One query term as [`why_related`] weighs it.
@@ -1268,7 +1315,9 @@ impl<'t> WhyQuery<'t> {
         let mut pairs: Vec<(usize, usize, Option<u32>)> = query_terms
             .windows(2)
             .zip(&q.phrases)
-            .filter(|(w, _)| w[0] != w[1] && !is_participle(&w[0]))
+            .filter(|(w, _)| {
+                w[0] != w[1] && !is_participle(&w[0]) && !is_markup(&w[0]) && !is_markup(&w[1])
+            })
             .filter_map(|(w, &id)| Some((pos(&w[0])?, pos(&w[1])?, id)))
             .filter(|&(a, b, _)| specific(a) && specific(b))
             .collect();
@@ -1664,6 +1713,32 @@ mod tests {
         assert!(s[&0] > s[&1] && s[&2] > s[&1]);
         let why = why_related(&bm, &WhyQuery::new(&bm, &q), &paper_terms(&papers[2]), 3);
         assert_eq!(why[0], "graph neural");
+    }
+
+    #[test]
+    fn tex_markup_is_never_a_reason() {
+        let mut papers: Vec<Paper> = (0..60)
+            .map(|i| paper(&format!("filler {i}"), &format!("topic{i} words{i}")))
+            .collect();
+        papers.push(paper(
+            "Bandits with delays",
+            "We prove a $\\mathcal{O}(\\sqrt{T})$ regret bound for delayed bandits.",
+        ));
+        papers.push(paper(
+            "Delayed feedback",
+            "A $\\mathcal{O}(\\sqrt{T})$ regret bound under delayed feedback.",
+        ));
+        let bm = Bm25::build(&papers);
+        let q = paper_terms(&papers[60]);
+        let why = why_related(&bm, &WhyQuery::new(&bm, &q), &paper_terms(&papers[61]), 10);
+        assert!(why.iter().any(|t| t.contains("regret")), "{why:?}");
+        assert!(
+            !why.iter()
+                .any(|t| t.contains("mathcal") || t.contains("sqrt")),
+            "{why:?}"
+        );
+        // The list is sorted for the binary search.
+        assert!(is_markup("mathcal") && is_markup("widetilde") && !is_markup("regret"));
     }
 
     #[test]
