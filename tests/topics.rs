@@ -304,3 +304,38 @@ fn many_new_papers_or_a_removal_cluster_again() {
     );
     assert!(!all_members(&r).contains(&gone));
 }
+
+#[test]
+fn a_kill_between_the_topics_cache_and_the_topic_state_changes_nothing() {
+    // A run saves the clustering (derived/topics.json) and then the topic
+    // state (ids, names; topics-state.json). A kill between the two leaves
+    // the new clustering beside the old state: the next run must store and
+    // show exactly what the killed run would have.
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, b) = clustered_library(dir.path());
+    let first = topics(&json(&ok(&papermap(&lib, &["topics", "--json"]))));
+    let named = *first.keys().last().unwrap();
+    ok(&papermap(
+        &lib,
+        &["topics", "rename", &named.to_string(), "kept name"],
+    ));
+    ok(&papermap_hash(&lib, &["add", b.to_str().unwrap()]));
+    let state = lib.join("topics-state.json");
+    for args in [
+        &["topics", "--json"][..],
+        &["topics", "--recluster", "--json"][..],
+    ] {
+        let old_state = std::fs::read(&state).unwrap();
+        let whole = json(&ok(&papermap(&lib, args)));
+        let new_state = std::fs::read(&state).unwrap();
+        assert_ne!(old_state, new_state, "{args:?} stored nothing new");
+        // The disk as a kill after the clustering was saved leaves it.
+        std::fs::write(&state, &old_state).unwrap();
+        let again = json(&ok(&papermap(&lib, &["topics", "--json"])));
+        assert_eq!(std::fs::read(&state).unwrap(), new_state, "{args:?}");
+        assert_eq!(again["topics"], whole["topics"], "{args:?}");
+        if args.len() == 2 {
+            assert_eq!(topics(&again)[&named].0, "kept name");
+        }
+    }
+}
