@@ -713,14 +713,11 @@ pub struct DerivedReport {
 }
 
 impl DerivedReport {
-    /// Whether anything had to be built or extended.
+    /// Whether anything had to be built, extended or shrunk.
     pub fn changed(&self) -> bool {
-        [self.matrix, self.graph, self.lexical].iter().any(|r| {
-            matches!(
-                r,
-                Some(Refresh::Rebuilt | Refresh::Extended { .. } | Refresh::Shrunk { .. })
-            )
-        })
+        [self.matrix, self.graph, self.lexical]
+            .iter()
+            .any(|r| r.is_some_and(|h| h != Refresh::Current))
     }
 
     /// Whether a file was rebuilt from the whole library.
@@ -729,7 +726,8 @@ impl DerivedReport {
     }
 
     /// One phrase for the user: "index up to date", "index extended from
-    /// 1,000 to 1,010 papers in 0.4 s", "index rebuilt in 12.0 s".
+    /// 1,000 to 1,010 papers in 0.4 s (...)", "index updated for 3 removed
+    /// paper(s) in 0.2 s (...)", "index rebuilt in 12.0 s (...)".
     pub fn summary(&self) -> String {
         let from = [self.matrix, self.graph, self.lexical]
             .iter()
