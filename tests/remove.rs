@@ -342,3 +342,51 @@ fn derived_files_drop_removed_rows_and_answer_as_rebuilt_ones() {
     assert!(lib.join("derived/hnsw.graph").exists());
     assert_eq!(answers(), shrunk);
 }
+
+#[test]
+fn search_files_from_before_two_removals_go_through_both() {
+    // The search files as two killed `remove` runs leave them: still from
+    // before the first removal, with both removals noted. The next writer
+    // takes them through both steps instead of building them again, and
+    // they answer as files built from scratch.
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let g = ["--hnsw-threshold", "1"];
+    let run = |args: &[&str]| papermap(&lib, &[&g[..], args].concat());
+    ok(&run(&["add", fixture("mini.jsonl").to_str().unwrap()]));
+    let files = ["vectors.f32", "hnsw.graph", "lexical.bin"];
+    let saved: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(lib.join("derived").join(f)).unwrap())
+        .collect();
+    ok(&run(&["remove", "bandit-1"]));
+    ok(&run(&["remove", "quant-3", "diffusion-2"]));
+    for (f, b) in files.iter().zip(&saved) {
+        std::fs::write(lib.join("derived").join(f), b).unwrap();
+    }
+    let r = run(&["embed"]);
+    ok(&r);
+    assert!(
+        stderr(&r).contains("index updated for 3 removed paper(s)"),
+        "{}",
+        stderr(&r)
+    );
+    let answers = || {
+        ["lexical", "hybrid", "dense"]
+            .iter()
+            .flat_map(|mode| {
+                ["bandit-2", "diffusion-4"]
+                    .map(|q| ok(&run(&["related", q, "--json", "-k", "8", "--mode", mode])))
+            })
+            .collect::<Vec<_>>()
+    };
+    let chained = answers();
+    for a in &chained {
+        for gone in ["bandit-1", "quant-3", "diffusion-2"] {
+            assert!(!a.contains(&format!("\"{gone}\"")), "{gone} in {a}");
+        }
+    }
+    std::fs::remove_dir_all(lib.join("derived")).unwrap();
+    ok(&run(&["embed"]));
+    assert_eq!(answers(), chained);
+}

@@ -847,7 +847,7 @@ fn check(cfg: &Config, repair: bool) -> Result<()> {
     // Not problems (nothing committed is affected) but worth knowing.
     for d in lib.derived_problems() {
         eprintln!(
-            "note: {}: {}; it will be rebuilt when next needed",
+            "note: {}: {}; it will be brought up to date when next needed",
             d.file, d.state
         );
     }

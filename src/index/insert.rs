@@ -201,9 +201,12 @@ impl Graph {
     /// 12 on 3,000 random rows less a fifth, 0.75 against 0.89 filled, 0.79
     /// with no repair, 0.85 built again); the others keep theirs. A removed entry point gives way to a node of the highest
     /// layer that still has one. Cost: one pass over the lists, and a
-    /// selection per node that lost a link. Rows of `m` past the kept ones
-    /// (appended since) are not read.
+    /// selection per node that lost a link. Distances come from the
+    /// graph's own 8-bit codes (kept in the graph's numbering), never from
+    /// `m`, whose rows may be numbered otherwise (a later removal, rows
+    /// appended since); the graph must have its codes ([`Graph::is_coded`]).
     pub fn remove_rows(&mut self, removed: &[usize], m: &Matrix) {
+        debug_assert!(self.is_coded());
         let old_n = self.n as usize;
         let mut new_id = vec![NONE; old_n];
         let mut next = 0u32;
@@ -275,12 +278,7 @@ impl Graph {
                 None => NONE,
             },
         };
-        let coded = self.codes.dim == m.dim && self.codes.rows() == old_n;
-        let codes = if coded {
-            self.codes.retain_rows(|row| new_id[row] != NONE)
-        } else {
-            Codes::encode(m.dim, &m.as_slice()[..n * m.dim])
-        };
+        let codes = self.codes.retain_rows(|row| new_id[row] != NONE);
         self.level0 = Slab::Owned(level0);
         self.upper = upper;
         self.n = n as u32;
@@ -288,9 +286,10 @@ impl Graph {
         let top = self.upper.len();
         let links = self.take_links(m, Some(&codes), n, top);
         let mut probe = Probe::default();
+        let mut buf = Vec::new();
         let mut cands: Vec<Cand> = Vec::new();
         for (l, u, kept, list) in &repairs {
-            links.probe_into(*u, &mut probe);
+            links.probe_code_into(*u, &mut probe, &mut buf);
             cands.clear();
             cands.extend(list[*kept..].iter().map(|&c| Cand {
                 dist: links.dist(&probe, c),
@@ -308,6 +307,12 @@ impl Graph {
         }
         self.put_links(links);
         self.codes = codes;
+    }
+
+    /// Whether every row has its 8-bit code (what [`Graph::remove_rows`]
+    /// needs).
+    pub fn is_coded(&self) -> bool {
+        self.codes.dim > 0 && self.codes.rows() == self.n as usize
     }
 
     /// The lists as the inserting threads share them (taken out of `self`

@@ -678,15 +678,15 @@ impl DerivedFile for Graph {
         Ok(self)
     }
 
-    /// `m` is the current matrix: the rows kept, then any appended since
-    /// (inserted by `extend` after).
+    /// Only a graph with its codes: the repairs measure distances on them
+    /// (`m` is today's matrix, numbered as after every step of a chain).
     fn shrink(
         mut self,
         removed: &[usize],
         _: &Library,
         (m, _): Self::Input<'_>,
     ) -> Result<Option<Graph>> {
-        if m.rows() + removed.len() < self.len() {
+        if !self.is_coded() {
             return Ok(None);
         }
         self.remove_rows(removed, m);

@@ -4,9 +4,8 @@
 //! (unless `ignore_missing`) removes nothing. The removal is one commit of
 //! removal records (`store::Record::Remove`), as crash-safe as an add; the
 //! removal is then noted for the derived files (`store::derived::Removals`)
-//! and they are refreshed from the new state: the matrix is gathered again,
-//! the HNSW graph and the lexical index drop the removed rows (a pass over
-//! each, not a build). The dead records are reclaimed by a later
+//! and they are refreshed from the new state: the matrix, the HNSW graph and
+//! the lexical index drop the removed rows (a pass over each, not a build). The dead records are reclaimed by a later
 //! compaction (`store::compact`).
 
 use std::path::{Path, PathBuf};
@@ -170,16 +169,19 @@ pub fn remove(root: &Path, names: &[RemoveRef], opts: &RemoveOptions) -> Result<
     w.remove_papers(&ids)?;
     w.commit()?;
     // So that the derived files drop these rows instead of being built
-    // again (a crash before this only means they are rebuilt).
-    Removals::record(
-        &w.library().derived_dir(),
-        RemovalStep {
-            from: before.fingerprint,
-            from_rows: before.rows,
-            to: w.library().fingerprint(),
-            removed: rows,
-        },
-    )?;
+    // again. Only a shortcut: the removal is committed, so a failure to
+    // note it (or a crash before) means a rebuild, said as a warning.
+    let step = RemovalStep {
+        from: before.fingerprint,
+        from_rows: before.rows,
+        to: w.library().fingerprint(),
+        removed: rows,
+    };
+    if let Err(e) = Removals::record(&w.library().derived_dir(), step) {
+        report.warnings.push(format!(
+            "could not note the removal for the search files ({e}); they will be built again"
+        ));
+    }
     refresh(&w, &opts.search, &mut report)?;
     Ok(report)
 }

@@ -212,7 +212,8 @@ pub fn refresh_at<D: DerivedFile>(
         rows: lib.len(),
     };
     let current = D::load(path, &want, lib, input);
-    let mut shrunk = 0;
+    // Rows dropped by removal steps, when the file went through them.
+    let mut shrunk: Option<usize> = None;
     let old = match current {
         Some(d) if !d.pending(lib, input) => return Ok((d, Refresh::Current)),
         Some(d) => Some((d, lib.len())),
@@ -232,7 +233,7 @@ pub fn refresh_at<D: DerivedFile>(
                         .transpose()?
                         .flatten()
                         .map(|(d, rows, removed)| {
-                            shrunk = removed;
+                            shrunk = Some(removed);
                             (d, rows)
                         }),
                     None => None,
@@ -242,15 +243,18 @@ pub fn refresh_at<D: DerivedFile>(
         },
     };
     let (d, how) = match old {
-        Some((d, from)) if shrunk > 0 && from == lib.len() => {
-            (d, Refresh::Shrunk { removed: shrunk })
-        }
+        Some((d, from)) if from == lib.len() && shrunk.is_some() => (
+            d,
+            Refresh::Shrunk {
+                removed: shrunk.unwrap_or(0),
+            },
+        ),
         Some((old, from)) => (old.extend(from, lib, input)?, Refresh::Extended { from }),
         None => (D::build(lib, input)?, Refresh::Rebuilt),
     };
     let saved = match how {
         // A shrunk file differs from the one on disk before its new rows.
-        Refresh::Extended { from } if shrunk == 0 => d.save_extended(path, &fingerprint, from),
+        Refresh::Extended { from } if shrunk.is_none() => d.save_extended(path, &fingerprint, from),
         _ => d.save(path, &fingerprint),
     };
     match saved {
