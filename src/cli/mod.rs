@@ -847,8 +847,14 @@ fn check(cfg: &Config, repair: bool) -> Result<()> {
     // Not problems (nothing committed is affected) but worth knowing.
     for d in lib.derived_problems() {
         eprintln!(
-            "note: {}: {}; it will be brought up to date when next needed",
-            d.file, d.state
+            "note: {}: {}; it will be {} when next needed",
+            d.file,
+            d.state,
+            if d.state.starts_with("damaged") {
+                "rebuilt"
+            } else {
+                "brought up to date"
+            }
         );
     }
     for l in lib.leftovers() {
