@@ -319,28 +319,7 @@ fn derived_files_drop_removed_rows_and_answer_as_rebuilt_ones() {
     );
     let c = ok(&run(&["check"]));
     assert!(!c.contains("stale") && !c.contains("damaged"), "{c}");
-    let answers = || {
-        ["lexical", "hybrid", "dense"]
-            .iter()
-            .map(|mode| {
-                ok(&run(&[
-                    "related", "bandit-2", "--json", "-k", "8", "--mode", mode,
-                ]))
-            })
-            .collect::<Vec<_>>()
-    };
-    let shrunk = answers();
-    for a in &shrunk {
-        for gone in ["bandit-1", "diffusion-2", "quant-3"] {
-            assert!(!a.contains(&format!("\"{gone}\"")), "{gone} in {a}");
-        }
-    }
-    // The same answers from derived files built from scratch.
-    std::fs::remove_dir_all(lib.join("derived")).unwrap();
-    let r = run(&["embed"]);
-    ok(&r);
-    assert!(lib.join("derived/hnsw.graph").exists());
-    assert_eq!(answers(), shrunk);
+    answers_match_rebuilt_files(&lib, &["bandit-2"], &["bandit-1", "diffusion-2", "quant-3"]);
 }
 
 #[test]
@@ -371,22 +350,37 @@ fn search_files_from_before_two_removals_go_through_both() {
         "{}",
         stderr(&r)
     );
+    answers_match_rebuilt_files(
+        &lib,
+        &["bandit-2", "diffusion-4"],
+        &["bandit-1", "quant-3", "diffusion-2"],
+    );
+}
+
+/// `related` for each query in the lexical, hybrid and dense modes (graph
+/// on) names none of `gone`, and answers the same once the derived files
+/// are deleted and built from scratch.
+fn answers_match_rebuilt_files(lib: &Path, queries: &[&str], gone: &[&str]) {
+    let run = |args: &[&str]| papermap(lib, &[&["--hnsw-threshold", "1"][..], args].concat());
     let answers = || {
         ["lexical", "hybrid", "dense"]
             .iter()
             .flat_map(|mode| {
-                ["bandit-2", "diffusion-4"]
+                queries
+                    .iter()
                     .map(|q| ok(&run(&["related", q, "--json", "-k", "8", "--mode", mode])))
+                    .collect::<Vec<_>>()
             })
             .collect::<Vec<_>>()
     };
-    let chained = answers();
-    for a in &chained {
-        for gone in ["bandit-1", "quant-3", "diffusion-2"] {
-            assert!(!a.contains(&format!("\"{gone}\"")), "{gone} in {a}");
+    let before = answers();
+    for a in &before {
+        for g in gone {
+            assert!(!a.contains(&format!("\"{g}\"")), "{g} in {a}");
         }
     }
     std::fs::remove_dir_all(lib.join("derived")).unwrap();
     ok(&run(&["embed"]));
-    assert_eq!(answers(), chained);
+    assert!(lib.join("derived/hnsw.graph").exists());
+    assert_eq!(answers(), before);
 }

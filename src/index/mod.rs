@@ -713,30 +713,37 @@ pub struct DerivedReport {
 }
 
 impl DerivedReport {
+    /// How each file was brought up to date: matrix, graph, lexical index.
+    fn files(&self) -> [Option<Refresh>; 3] {
+        [self.matrix, self.graph, self.lexical]
+    }
+
     /// Whether anything had to be built, extended or shrunk.
     pub fn changed(&self) -> bool {
-        [self.matrix, self.graph, self.lexical]
+        self.files()
             .iter()
             .any(|r| r.is_some_and(|h| h != Refresh::Current))
     }
 
     /// Whether a file was rebuilt from the whole library.
     pub fn rebuilt(&self) -> bool {
-        [self.matrix, self.graph, self.lexical].contains(&Some(Refresh::Rebuilt))
+        self.files().contains(&Some(Refresh::Rebuilt))
     }
 
     /// One phrase for the user: "index up to date", "index extended from
     /// 1,000 to 1,010 papers in 0.4 s (...)", "index updated for 3 removed
     /// paper(s) in 0.2 s (...)", "index rebuilt in 12.0 s (...)".
     pub fn summary(&self) -> String {
-        let from = [self.matrix, self.graph, self.lexical]
+        let from = self
+            .files()
             .iter()
             .filter_map(|r| match r {
                 Some(Refresh::Extended { from }) => Some(*from),
                 _ => None,
             })
             .min();
-        let removed = [self.matrix, self.graph, self.lexical]
+        let removed = self
+            .files()
             .iter()
             .filter_map(|r| match r {
                 Some(Refresh::Shrunk { removed }) => Some(*removed),
