@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::paper::Paper;
 use crate::store::Library;
 use crate::store::codec::{Reader, put_bytes, put_u32s, seal, unseal};
+use crate::store::delta::{Delta, Segment};
 use crate::store::derived::{Access, Built, DerivedFile, refresh};
 use crate::store::manifest::write_atomic;
 use crate::text;
@@ -223,12 +224,17 @@ impl DerivedFile for Bm25 {
     const FILE: &'static str = LEXICAL_FILE;
     type Input<'a> = ();
 
+    /// The state of the file and the segments appended beside it.
     fn peek(path: &Path) -> Option<Built> {
-        Bm25::peek(path)
+        let base = Bm25::peek(path)?;
+        Some(match Delta::read(path) {
+            Some(d) if d.base == base => d.state().clone(),
+            _ => base,
+        })
     }
 
     fn load(path: &Path, built: &Built, _: &Library, (): ()) -> Option<Bm25> {
-        Bm25::load(path, &built.fingerprint, built.rows)
+        Bm25::load_at(path, built)
     }
 
     fn build(lib: &Library, (): ()) -> Result<Bm25> {
@@ -239,6 +245,16 @@ impl DerivedFile for Bm25 {
         Ok(self.extend_with(&lib.papers()[from..]))
     }
 
+    /// The new papers' postings as one more segment beside the file
+    /// (tokenising only them; the file is not read), until the segments
+    /// would pass an eighth of the file's bytes: then the caller folds
+    /// them into a new file (loads, extends and saves it whole), so a
+    /// paper's postings are written about nine times in all, and a reader
+    /// merges at most an eighth more than the file.
+    fn append(path: &Path, built: &Built, lib: &Library, (): ()) -> Result<bool> {
+        Bm25::append_segment(path, built, &lib.papers()[built.rows..], &lib.fingerprint())
+    }
+
     fn shrink(self, removed: &[usize], _: &Library, (): ()) -> Result<Option<Bm25>> {
         Ok(Some(self.without_docs(removed)))
     }
@@ -246,6 +262,110 @@ impl DerivedFile for Bm25 {
     fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
         Bm25::save(self, path, fingerprint)
     }
+}
+
+impl Bm25 {
+    /// The file at `path`, with the segments beside it that take it to
+    /// `built` merged in.
+    fn load_at(path: &Path, built: &Built) -> Option<Bm25> {
+        let base = Bm25::peek(path)?;
+        if &base == built {
+            return Bm25::load(path, &built.fingerprint, built.rows);
+        }
+        let delta = Delta::read(path).filter(|d| d.base == base)?;
+        let (add, new_len) = decode_segments(delta.segments_to(built)?)?;
+        let parts = Parts::read(path, &base.fingerprint, base.rows)?;
+        Some(Self::assemble(parts.merge(add, new_len)))
+    }
+
+    /// Appends `papers` (the library's next ones after `built`, whose
+    /// fingerprint is then `fingerprint`) as a segment beside the file at
+    /// `path`, whose state is `built`; `Ok(false)` when the file is not at
+    /// `built` or the segments would grow past [`FOLD`].
+    fn append_segment(
+        path: &Path,
+        built: &Built,
+        papers: &[Paper],
+        fingerprint: &str,
+    ) -> Result<bool> {
+        let Some(base) = Bm25::peek(path) else {
+            return Ok(false);
+        };
+        let delta = Delta::read(path).filter(|d| d.base == base);
+        if delta.as_ref().map_or(&base, |d| d.state()) != built {
+            return Ok(false);
+        }
+        let (add, new_len) = postings_of(papers, built.rows);
+        let body = encode_segment(add, &new_len);
+        let to = Built {
+            fingerprint: fingerprint.to_string(),
+            rows: built.rows + papers.len(),
+        };
+        let base_bytes = fs::metadata(path).map_or(0, |m| m.len());
+        if Delta::bytes_after(delta.as_ref(), &base, &to, body.len()) * FOLD > base_bytes {
+            return Ok(false);
+        }
+        Delta::append(path, &base, built.rows, &to, &body)?;
+        Ok(true)
+    }
+}
+
+/// Segments beside the lexical file are folded into it once they would
+/// pass `1 / FOLD` of its bytes.
+const FOLD: u64 = 8;
+
+/// A segment's body: the documents' lengths, then each term (sorted) with
+/// its postings (absolute document numbers).
+fn encode_segment(add: Postings, doc_len: &[u32]) -> Vec<u8> {
+    let mut terms: Vec<(String, Vec<(u32, u16)>)> = add.into_iter().collect();
+    terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut b = Vec::new();
+    b.extend_from_slice(&(doc_len.len() as u64).to_le_bytes());
+    put_u32s(&mut b, doc_len);
+    b.extend_from_slice(&(terms.len() as u64).to_le_bytes());
+    for (t, list) in terms {
+        put_bytes(&mut b, t.as_bytes());
+        b.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for (d, tf) in list {
+            b.extend_from_slice(&d.to_le_bytes());
+            b.extend_from_slice(&tf.to_le_bytes());
+        }
+    }
+    b
+}
+
+/// The postings and document lengths of `segments` (in order), or `None`
+/// when one does not decode or numbers a document outside its rows.
+fn decode_segments(segments: &[Segment]) -> Option<(Postings, Vec<u32>)> {
+    let mut add = Postings::new();
+    let mut doc_len = Vec::new();
+    for s in segments {
+        let mut r = Reader::new(&s.body);
+        let n = usize::try_from(r.u64()?).ok()?;
+        if n != s.to.rows - s.from {
+            return None;
+        }
+        doc_len.extend(r.u32s(n)?);
+        let terms = r.u64()?;
+        for _ in 0..terms {
+            let t = std::str::from_utf8(r.bytes()?).ok()?;
+            let k = r.u32()? as usize;
+            let list = r.array(k, 6, |c| {
+                let d = u32::from_le_bytes(c[..4].try_into().expect("4"));
+                (d, u16::from_le_bytes(c[4..].try_into().expect("2")))
+            })?;
+            let inside = |&(d, _): &(u32, u16)| (s.from..s.to.rows).contains(&(d as usize));
+            let ascending = list.windows(2).all(|w| w[0].0 < w[1].0);
+            if list.is_empty() || !ascending || !list.iter().all(inside) {
+                return None;
+            }
+            add.entry(t.to_string()).or_default().extend(list);
+        }
+        if !r.done() {
+            return None;
+        }
+    }
+    Some((add, doc_len))
 }
 
 /// Terms of a paper for lexical matching: title twice, then abstract.
@@ -316,6 +436,188 @@ fn decode_single(r: &[u8]) -> (u64, u32, u16) {
     )
 }
 
+fn single_at(singles: &[u8], i: usize) -> &[u8] {
+    &singles[i * SINGLE..(i + 1) * SINGLE]
+}
+
+/// The records of single phrases with hash `h`: one or none (two only if
+/// two phrases' 64-bit hashes collide, and then neither is promoted; a new
+/// phrase colliding with an old single one would take its posting: about
+/// one chance in 10^6 over ten million phrases).
+fn single_range(singles: &[u8], h: u64) -> std::ops::Range<usize> {
+    let n = singles.len() / SINGLE;
+    let hash = |i: usize| decode_single(single_at(singles, i)).0;
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if hash(mid) < h {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let mut end = lo;
+    while end < n && hash(end) == h {
+        end += 1;
+    }
+    lo..end
+}
+
+/// What the file stores of an index (everything else is derived at load
+/// by [`Bm25::assemble`]).
+#[derive(Debug, Default)]
+struct Parts {
+    vocab: Vocab,
+    starts: Vec<u64>,
+    docs: Vec<u32>,
+    tfs: Vec<u16>,
+    doc_len: Vec<u32>,
+    singles: Vec<u8>,
+}
+
+impl Parts {
+    /// The parts saved at `path` for `fingerprint` over `docs` documents;
+    /// `None` when missing, stale or damaged.
+    fn read(path: &Path, fingerprint: &str, docs: usize) -> Option<Parts> {
+        let b = fs::read(path).ok()?;
+        let body = unseal(&b)?;
+        let mut r = Reader::new(body);
+        if r.take(8)? != MAGIC || r.u32()? != VERSION || r.bytes()? != fingerprint.as_bytes() {
+            return None;
+        }
+        let (n_docs, n_terms, n_post) = (r.u64()? as usize, r.u64()? as usize, r.u64()? as usize);
+        if n_docs != docs {
+            return None;
+        }
+        let text_len = usize::try_from(r.u64()?).ok()?;
+        let text = String::from_utf8(r.take(text_len)?.to_vec()).ok()?;
+        let ends: Vec<u64> =
+            r.array(n_terms, 8, |c| u64::from_le_bytes(c.try_into().expect("8")))?;
+        let vocab = Vocab::from_parts(text, ends)?;
+        let starts: Vec<u64> = r.array(n_terms.checked_add(1)?, 8, |c| {
+            u64::from_le_bytes(c.try_into().expect("8"))
+        })?;
+        let docs_v = r.u32s(n_post)?;
+        let tfs: Vec<u16> = r.array(n_post, 2, |c| u16::from_le_bytes(c.try_into().expect("2")))?;
+        let doc_len = r.u32s(n_docs)?;
+        let singles_len = usize::try_from(r.u64()?).ok()?;
+        let singles = r.take(singles_len)?.to_vec();
+        let ok = r.done()
+            && singles.len() % SINGLE == 0
+            && singles
+                .chunks_exact(SINGLE)
+                .all(|c| (decode_single(c).1 as usize) < n_docs)
+            && starts.first() == Some(&0)
+            && starts.last() == Some(&(n_post as u64))
+            && starts.windows(2).all(|w| w[0] <= w[1])
+            && docs_v.iter().all(|&d| (d as usize) < n_docs);
+        ok.then_some(Parts {
+            vocab,
+            starts,
+            docs: docs_v,
+            tfs,
+            doc_len,
+            singles,
+        })
+    }
+
+    /// These parts with the postings `add` of the next documents (lengths
+    /// `new_len`, numbered after every old one): exactly what a build over
+    /// all of them makes. A phrase one old paper used and a new one uses
+    /// too joins the vocabulary with the old posting first; the other
+    /// single phrases stay single, and the new ones only one new paper
+    /// uses are added to them. The old vocabulary and the new terms are
+    /// merged as two sorted lists, every old posting list copied once with
+    /// the new postings after it (new documents number after every old
+    /// one, so lists stay sorted).
+    fn merge(self, add: Postings, new_len: Vec<u32>) -> Parts {
+        let mut add: Vec<(String, Vec<(u32, u16)>)> = add.into_iter().collect();
+        add.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let old = &self.vocab;
+        // Whether the old vocabulary has each new term: one walk of both
+        // sorted lists.
+        let mut known = Vec::with_capacity(add.len());
+        let mut i = 0;
+        for (t, _) in &add {
+            while i < old.len() && old.get(i) < t.as_str() {
+                i += 1;
+            }
+            known.push(i < old.len() && old.get(i) == t);
+        }
+        let mut one: Vec<(u64, u32, u16)> = Vec::new();
+        let mut promoted = vec![false; self.singles.len() / SINGLE];
+        let mut fresh: Vec<(String, Vec<(u32, u16)>)> = Vec::with_capacity(add.len());
+        for ((t, mut list), known) in add.into_iter().zip(known) {
+            if !known && is_phrase(&t) {
+                let at = single_range(&self.singles, phrase_hash(&t));
+                if at.len() == 1 {
+                    let (_, d, tf) = decode_single(single_at(&self.singles, at.start));
+                    promoted[at.start] = true;
+                    list.insert(0, (d, tf));
+                }
+                if list.len() == 1 {
+                    one.push((phrase_hash(&t), list[0].0, list[0].1));
+                    continue;
+                }
+            }
+            fresh.push((t, list));
+        }
+        for (i, done) in promoted.iter().enumerate() {
+            if !done {
+                one.push(decode_single(single_at(&self.singles, i)));
+            }
+        }
+        let added: usize = fresh.iter().map(|(_, l)| l.len()).sum();
+        let fresh_text: usize = fresh.iter().map(|(t, _)| t.len()).sum();
+        let mut vocab = Vocab::default();
+        vocab.text.reserve(old.text.len() + fresh_text);
+        vocab.ends.reserve(old.len() + fresh.len());
+        let mut starts = Vec::with_capacity(old.len() + fresh.len() + 1);
+        let mut docs = Vec::with_capacity(self.docs.len() + added);
+        let mut tfs = Vec::with_capacity(self.docs.len() + added);
+        starts.push(0u64);
+        let mut i = 0;
+        let mut fresh = fresh.into_iter().peekable();
+        loop {
+            let o = (i < old.len()).then(|| old.get(i));
+            let (take_old, take_new) = match (o, fresh.peek()) {
+                (Some(a), Some((b, _))) => (a <= b.as_str(), a >= b.as_str()),
+                (Some(_), None) => (true, false),
+                (None, Some(_)) => (false, true),
+                (None, None) => break,
+            };
+            if take_old {
+                let (lo, hi) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+                docs.extend_from_slice(&self.docs[lo..hi]);
+                tfs.extend_from_slice(&self.tfs[lo..hi]);
+                vocab.push(old.get(i));
+                i += 1;
+            }
+            if take_new {
+                let (t, list) = fresh.next().expect("peeked");
+                for (d, n) in list {
+                    docs.push(d);
+                    tfs.push(n);
+                }
+                if !take_old {
+                    vocab.push(&t);
+                }
+            }
+            starts.push(docs.len() as u64);
+        }
+        let mut doc_len = self.doc_len;
+        doc_len.extend(new_len);
+        Parts {
+            vocab,
+            starts,
+            docs,
+            tfs,
+            doc_len,
+            singles: encode_singles(one),
+        }
+    }
+}
+
 impl Bm25 {
     pub fn build(papers: &[Paper]) -> Bm25 {
         let (mut postings, doc_len) = postings_of(papers, 0);
@@ -337,99 +639,35 @@ impl Bm25 {
             starts.push(docs.len() as u64);
             vocab.push(t);
         }
-        Self::assemble(vocab, starts, docs, tfs, doc_len, singles)
+        Self::assemble(Parts {
+            vocab,
+            starts,
+            docs,
+            tfs,
+            doc_len,
+            singles,
+        })
     }
 
     /// This index (over the first `self.docs()` papers) with `papers`
-    /// added as the next documents: only the new papers are tokenised;
-    /// every old posting list is copied once with the new postings after it
-    /// (new documents number after every old one, so lists stay sorted),
-    /// and the norms are derived again (idf changed for every term).
+    /// added as the next documents: only the new papers are tokenised (see
+    /// [`Parts::merge`]), and the norms are derived again (idf changed for
+    /// every term).
     pub fn extend_with(self, papers: &[Paper]) -> Bm25 {
-        let first = self.docs();
-        let (mut add, new_len) = postings_of(papers, first);
-        // A phrase one old paper used and a new one uses too joins the
-        // vocabulary with the old posting first (old documents number
-        // first); the other single phrases stay single, and the new ones
-        // only one new paper uses are added to them.
-        let mut one: Vec<(u64, u32, u16)> = Vec::new();
-        let mut promoted = vec![false; self.singles.len() / SINGLE];
-        for (t, list) in add.iter_mut() {
-            if !is_phrase(t) || self.vocab.find(t).is_some() {
-                continue;
-            }
-            let h = phrase_hash(t);
-            let at = self.single_range(h);
-            if at.len() == 1 {
-                let (_, d, tf) = decode_single(self.single(at.start));
-                promoted[at.start] = true;
-                list.insert(0, (d, tf));
-            }
+        let (add, new_len) = postings_of(papers, self.docs());
+        Self::assemble(self.into_parts().merge(add, new_len))
+    }
+
+    /// What the file holds of this index.
+    fn into_parts(self) -> Parts {
+        Parts {
+            vocab: self.vocab,
+            starts: self.starts,
+            docs: self.docs,
+            tfs: self.tfs,
+            doc_len: self.doc_len,
+            singles: self.singles,
         }
-        add.retain(|t, list| {
-            let single = list.len() == 1 && is_phrase(t) && self.vocab.find(t).is_none();
-            if single {
-                one.push((phrase_hash(t), list[0].0, list[0].1));
-            }
-            !single
-        });
-        for (i, done) in promoted.iter().enumerate() {
-            if !done {
-                one.push(decode_single(self.single(i)));
-            }
-        }
-        let singles = encode_singles(one);
-        let mut fresh: Vec<String> = add
-            .keys()
-            .filter(|t| self.vocab.find(t).is_none())
-            .cloned()
-            .collect();
-        fresh.sort_unstable();
-        let Bm25 {
-            vocab: old_terms,
-            starts: old_starts,
-            docs: old_docs,
-            tfs: old_tfs,
-            mut doc_len,
-            ..
-        } = self;
-        let added: usize = add.values().map(Vec::len).sum();
-        let mut terms = Vocab::default();
-        let mut starts = Vec::with_capacity(old_terms.len() + fresh.len() + 1);
-        let mut docs = Vec::with_capacity(old_docs.len() + added);
-        let mut tfs = Vec::with_capacity(old_docs.len() + added);
-        starts.push(0u64);
-        let mut i = 0;
-        let mut fresh = fresh.into_iter().peekable();
-        loop {
-            // Merge the old vocabulary (sorted) with the new terms (sorted).
-            let old = (i < old_terms.len()).then(|| old_terms.get(i));
-            let take_old = match (old, fresh.peek()) {
-                (Some(a), Some(b)) => a < b.as_str(),
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            let term = if take_old {
-                let (lo, hi) = (old_starts[i] as usize, old_starts[i + 1] as usize);
-                docs.extend_from_slice(&old_docs[lo..hi]);
-                tfs.extend_from_slice(&old_tfs[lo..hi]);
-                i += 1;
-                old_terms.get(i - 1).to_string()
-            } else {
-                fresh.next().expect("peeked")
-            };
-            if let Some(list) = add.remove(&term) {
-                for (d, n) in list {
-                    docs.push(d);
-                    tfs.push(n);
-                }
-            }
-            terms.push(&term);
-            starts.push(docs.len() as u64);
-        }
-        doc_len.extend(new_len);
-        Self::assemble(terms, starts, docs, tfs, doc_len, singles)
     }
 
     /// This index without documents `removed` (sorted), the others
@@ -492,44 +730,33 @@ impl Bm25 {
             .filter(|(_, id)| **id != u32::MAX)
             .map(|(&l, _)| l)
             .collect();
-        Self::assemble(vocab, starts, docs, tfs, doc_len, encode_singles(one))
+        Self::assemble(Parts {
+            vocab,
+            starts,
+            docs,
+            tfs,
+            doc_len,
+            singles: encode_singles(one),
+        })
     }
 
     fn single(&self, i: usize) -> &[u8] {
-        &self.singles[i * SINGLE..(i + 1) * SINGLE]
+        single_at(&self.singles, i)
     }
 
-    /// The records of single phrases with hash `h`: one or none (two only
-    /// if two phrases' 64-bit hashes collide, and then neither is
-    /// promoted; a new phrase colliding with an old single one would take
-    /// its posting: about one chance in 10^6 over ten million phrases).
     fn single_range(&self, h: u64) -> std::ops::Range<usize> {
-        let n = self.singles.len() / SINGLE;
-        let hash = |i: usize| decode_single(self.single(i)).0;
-        let (mut lo, mut hi) = (0, n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if hash(mid) < h {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let mut end = lo;
-        while end < n && hash(end) == h {
-            end += 1;
-        }
-        lo..end
+        single_range(&self.singles, h)
     }
 
-    fn assemble(
-        vocab: Vocab,
-        starts: Vec<u64>,
-        docs: Vec<u32>,
-        tfs: Vec<u16>,
-        doc_len: Vec<u32>,
-        singles: Vec<u8>,
-    ) -> Bm25 {
+    fn assemble(parts: Parts) -> Bm25 {
+        let Parts {
+            vocab,
+            starts,
+            docs,
+            tfs,
+            doc_len,
+            singles,
+        } = parts;
         let avg_len =
             doc_len.iter().map(|&l| l as f64).sum::<f64>() as f32 / doc_len.len().max(1) as f32;
         let mut b = Bm25 {
@@ -767,7 +994,10 @@ impl Bm25 {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
         }
-        write_atomic(path, &b)
+        write_atomic(path, &b)?;
+        // Segments beside the old file extend a base that is gone.
+        Delta::remove(path);
+        Ok(())
     }
 
     /// The fingerprint and document count a saved index's header names.
@@ -783,41 +1013,10 @@ impl Bm25 {
     }
 
     /// Loads a saved index for `fingerprint` over `docs` documents; `None`
-    /// when missing, stale or damaged.
+    /// when missing, stale or damaged (segments beside it are not read:
+    /// see the [`DerivedFile`] impl).
     pub fn load(path: &Path, fingerprint: &str, docs: usize) -> Option<Bm25> {
-        let b = fs::read(path).ok()?;
-        let body = unseal(&b)?;
-        let mut r = Reader::new(body);
-        if r.take(8)? != MAGIC || r.u32()? != VERSION || r.bytes()? != fingerprint.as_bytes() {
-            return None;
-        }
-        let (n_docs, n_terms, n_post) = (r.u64()? as usize, r.u64()? as usize, r.u64()? as usize);
-        if n_docs != docs {
-            return None;
-        }
-        let text_len = usize::try_from(r.u64()?).ok()?;
-        let text = String::from_utf8(r.take(text_len)?.to_vec()).ok()?;
-        let ends: Vec<u64> =
-            r.array(n_terms, 8, |c| u64::from_le_bytes(c.try_into().expect("8")))?;
-        let vocab = Vocab::from_parts(text, ends)?;
-        let starts: Vec<u64> = r.array(n_terms.checked_add(1)?, 8, |c| {
-            u64::from_le_bytes(c.try_into().expect("8"))
-        })?;
-        let docs_v = r.u32s(n_post)?;
-        let tfs: Vec<u16> = r.array(n_post, 2, |c| u16::from_le_bytes(c.try_into().expect("2")))?;
-        let doc_len = r.u32s(n_docs)?;
-        let singles_len = usize::try_from(r.u64()?).ok()?;
-        let singles = r.take(singles_len)?.to_vec();
-        let ok = r.done()
-            && singles.len() % SINGLE == 0
-            && singles
-                .chunks_exact(SINGLE)
-                .all(|c| (decode_single(c).1 as usize) < n_docs)
-            && starts.first() == Some(&0)
-            && starts.last() == Some(&(n_post as u64))
-            && starts.windows(2).all(|w| w[0] <= w[1])
-            && docs_v.iter().all(|&d| (d as usize) < n_docs);
-        ok.then(|| Self::assemble(vocab, starts, docs_v, tfs, doc_len, singles))
+        Parts::read(path, fingerprint, docs).map(Self::assemble)
     }
 
     pub fn docs(&self) -> usize {
@@ -1620,6 +1819,77 @@ mod tests {
         assert_eq!(grown.df("heat kernel"), 3);
         assert!(grown.vocab.find("message passing").is_some());
         assert!(grown.vocab.find("unseen word").is_none());
+    }
+
+    #[test]
+    fn segments_beside_the_file_load_as_the_index_built_over_all_papers() {
+        // Phrases shared across the base and a segment ("heat kernels": one
+        // base paper, then segments), within one segment, and across two
+        // segments only ("regret bounds").
+        let all = vec![
+            paper("Graph neural networks", "message passing on graphs"),
+            paper("Diffusion models", "denoising score matching for images"),
+            paper("Graph diffusion", "heat kernels on graphs and images"),
+            paper("Bandits", "regret bounds for exploration"),
+            paper("Zebra", "an unseen word and graphs"),
+            paper("Kernels", "heat kernels and message passing"),
+            paper("Regret", "regret bounds again, heat kernels"),
+            paper("Zebra again", "an unseen phrase"),
+        ];
+        let built = |n: usize| Built {
+            fingerprint: format!("fp{n}"),
+            rows: n,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEXICAL_FILE);
+        for (base, cuts) in [(3, vec![5, 6, 8]), (2, vec![8]), (1, vec![2, 4, 7, 8])] {
+            Bm25::build(&all[..base])
+                .save(&path, &built(base).fingerprint)
+                .unwrap();
+            let mut from = base;
+            for &to in &cuts {
+                let (add, len) = postings_of(&all[from..to], from);
+                let body = encode_segment(add, &len);
+                Delta::append(&path, &built(base), from, &built(to), &body).unwrap();
+                assert_eq!(<Bm25 as DerivedFile>::peek(&path), Some(built(to)));
+                from = to;
+            }
+            for &n in std::iter::once(&base).chain(&cuts) {
+                let loaded = Bm25::load_at(&path, &built(n));
+                assert_eq!(loaded, Some(Bm25::build(&all[..n])), "base {base}, at {n}");
+            }
+            assert_eq!(
+                Bm25::load_at(&path, &built(4).clone()).is_some(),
+                cuts.contains(&4)
+            );
+        }
+        // A new base drops the segments of the old one.
+        Bm25::build(&all).save(&path, "fp8").unwrap();
+        assert!(Delta::read(&path).is_none());
+        // The segments stop growing past an eighth of the file.
+        let many: Vec<Paper> = (0..400)
+            .map(|i| paper(&format!("paper {i} title"), &format!("word{} text", i % 13)))
+            .collect();
+        Bm25::build(&many[..300]).save(&path, "fp300").unwrap();
+        let mut at = built(300);
+        at.fingerprint = "fp300".into();
+        let mut grown = 0;
+        while let Ok(true) = Bm25::append_segment(
+            &path,
+            &at,
+            &many[at.rows..at.rows + 5],
+            &format!("fp{}", at.rows + 5),
+        ) {
+            at = built(at.rows + 5);
+            grown += 5;
+        }
+        assert!(grown > 0 && grown < 100, "{grown}");
+        let delta = Delta::read(&path).unwrap().bytes();
+        assert!(delta * FOLD <= fs::metadata(&path).unwrap().len());
+        assert_eq!(
+            Bm25::load_at(&path, &at),
+            Some(Bm25::build(&many[..at.rows]))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{fixture, papermap, stderr};
+use common::{answers_match_rebuilt_files, fixture, papermap, papermap_hash, stderr};
 
 fn ok(o: &Output) -> String {
     assert!(
@@ -633,6 +633,86 @@ fn adding_papers_extends_the_derived_files_instead_of_rebuilding_them() {
     let out = add(&grown, &[&edited]);
     ok(&out);
     assert!(stderr(&out).contains("index"), "{}", stderr(&out));
+}
+
+#[test]
+fn small_adds_grow_the_lexical_index_by_segments_that_answer_as_one_index() {
+    // 400 generated papers; 20 more added in two small adds write segments
+    // beside lexical.bin (it is not rewritten), then a removal folds them.
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let words = [
+        "graph",
+        "kernel",
+        "diffusion",
+        "bandit",
+        "regret",
+        "spectral",
+        "sparse",
+        "neural",
+        "quantum",
+        "bayesian",
+        "causal",
+        "robust",
+        "federated",
+        "contrastive",
+        "token",
+        "memory",
+    ];
+    let line = |i: usize| {
+        let w = |k: usize| words[(i * 7 + k * 5 + i / 16) % words.len()];
+        serde_json::json!({
+            "id": format!("p{i}"),
+            "title": format!("{} {} for {} {}, part {i}", w(0), w(1), w(2), w(3)),
+            "abstract": format!("We study {} {} and {} {} with {} {} methods.",
+                w(4), w(5), w(1), w(2), w(6), w(0)),
+            "year": 2000 + i % 20,
+        })
+        .to_string()
+    };
+    let file = |name: &str, range: std::ops::Range<usize>| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, range.map(line).collect::<Vec<_>>().join("\n")).unwrap();
+        p
+    };
+    let g = ["--hnsw-threshold", "1"];
+    let run = |args: &[&str]| papermap_hash(&lib, &[&g[..], args].concat());
+    let add = |f: &Path| {
+        let o = run(&["add", f.to_str().unwrap()]);
+        ok(&o);
+        stderr(&o)
+    };
+    add(&file("a.jsonl", 0..400));
+    let lexical = lib.join("derived/lexical.bin");
+    let delta = lib.join("derived/lexical.bin.delta");
+    let base = std::fs::read(&lexical).unwrap();
+    assert!(!delta.exists());
+    let e = add(&file("b.jsonl", 400..410));
+    assert!(e.contains("index extended from 400 to 410 papers"), "{e}");
+    add(&file("c.jsonl", 410..420));
+    assert!(delta.exists());
+    assert_eq!(
+        std::fs::read(&lexical).unwrap(),
+        base,
+        "lexical.bin was rewritten"
+    );
+    let c = ok(&run(&["check"]));
+    assert!(!c.contains("stale") && !c.contains("damaged"), "{c}");
+    let status = ok(&run(&["status"]));
+    assert!(status.contains("420"), "{status}");
+    // A new paper shares words with old and new ones alike.
+    answers_match_rebuilt_files(&lib, &["p415", "p3", "spectral kernel regret"], &[]);
+    add(&file("d.jsonl", 420..430));
+    // A removal drops rows from the merged index and writes it whole.
+    let r = run(&["remove", "p2", "p412"]);
+    ok(&r);
+    assert!(
+        stderr(&r).contains("index updated for 2 removed paper(s)"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!delta.exists());
+    answers_match_rebuilt_files(&lib, &["p415", "p3"], &["p2", "p412"]);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{fixture, papermap_hash as papermap, stderr};
+use common::{answers_match_rebuilt_files, fixture, papermap_hash as papermap, stderr};
 
 fn ok(o: &Output) -> String {
     assert!(
@@ -355,32 +355,4 @@ fn search_files_from_before_two_removals_go_through_both() {
         &["bandit-2", "diffusion-4"],
         &["bandit-1", "quant-3", "diffusion-2"],
     );
-}
-
-/// `related` for each query in the lexical, hybrid and dense modes (graph
-/// on) names none of `gone`, and answers the same once the derived files
-/// are deleted and built from scratch.
-fn answers_match_rebuilt_files(lib: &Path, queries: &[&str], gone: &[&str]) {
-    let run = |args: &[&str]| papermap(lib, &[&["--hnsw-threshold", "1"][..], args].concat());
-    let answers = || {
-        ["lexical", "hybrid", "dense"]
-            .iter()
-            .flat_map(|mode| {
-                queries
-                    .iter()
-                    .map(|q| ok(&run(&["related", q, "--json", "-k", "8", "--mode", mode])))
-                    .collect::<Vec<_>>()
-            })
-            .collect::<Vec<_>>()
-    };
-    let before = answers();
-    for a in &before {
-        for g in gone {
-            assert!(!a.contains(&format!("\"{g}\"")), "{g} in {a}");
-        }
-    }
-    std::fs::remove_dir_all(lib.join("derived")).unwrap();
-    ok(&run(&["embed"]));
-    assert!(lib.join("derived/hnsw.graph").exists());
-    assert_eq!(answers(), before);
 }

@@ -45,14 +45,16 @@ impl Stamp {
                 reason: "no MANIFEST.json".into(),
             })?;
         let d = root.join("derived");
+        let lexical = d.join(crate::lexical::LEXICAL_FILE);
         let derived = [
-            crate::index::MATRIX_FILE,
-            crate::index::GRAPH_FILE,
-            crate::lexical::LEXICAL_FILE,
+            d.join(crate::index::MATRIX_FILE),
+            d.join(crate::index::GRAPH_FILE),
+            crate::store::delta::path_of(&lexical),
+            lexical,
         ]
         .iter()
         .map(|f| {
-            std::fs::metadata(d.join(f))
+            std::fs::metadata(f)
                 .ok()
                 .and_then(|m| Some((m.len(), m.modified().ok()?)))
         })

@@ -157,11 +157,15 @@ impl Matrix {
     /// The 64-byte header: magic, version, dim, rows, CRC32 of the data,
     /// the fingerprint (length byte + bytes), zero padding.
     fn header(&self, crc: u32, fingerprint: &str) -> Result<Vec<u8>> {
+        Matrix::header_of(self.dim, self.rows, crc, fingerprint)
+    }
+
+    fn header_of(dim: usize, rows: usize, crc: u32, fingerprint: &str) -> Result<Vec<u8>> {
         let mut head = Vec::with_capacity(MATRIX_HEADER);
         head.extend_from_slice(MATRIX_MAGIC);
         head.extend_from_slice(&MATRIX_VERSION.to_le_bytes());
-        head.extend_from_slice(&(self.dim as u32).to_le_bytes());
-        head.extend_from_slice(&(self.rows as u64).to_le_bytes());
+        head.extend_from_slice(&(dim as u32).to_le_bytes());
+        head.extend_from_slice(&(rows as u64).to_le_bytes());
         head.extend_from_slice(&crc.to_le_bytes());
         let fp = fingerprint.as_bytes();
         if fp.len() > MATRIX_HEADER - head.len() - 1 {
@@ -252,6 +256,55 @@ impl Matrix {
         sync_dir(dir)
     }
 
+    /// Appends `tail`'s rows in place to the matrix saved at `path` for
+    /// `built` (the writer only, under the library lock): the rows go
+    /// after the old ones (over any bytes a killed append left there) and
+    /// are synced, then the header is rewritten with the new rows,
+    /// fingerprint and the CRC continued from the old one, and synced.
+    /// Killed before the header, the file is still the old matrix (`load`
+    /// ignores bytes past its rows); readers that mapped it read only the
+    /// rows their header named, which do not change. `Ok(false)` when the
+    /// header is not `built`'s or the file is shorter than its rows.
+    fn append_rows(path: &Path, built: &Built, tail: &Matrix, fingerprint: &str) -> Result<bool> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = fs::OpenOptions::new().read(true).write(true).open(path) else {
+            return Ok(false);
+        };
+        let mut head = [0u8; MATRIX_HEADER];
+        if f.read_exact(&mut head).is_err() {
+            return Ok(false);
+        }
+        let dim = tail.dim;
+        let old_len = (MATRIX_HEADER + built.rows * dim * 4) as u64;
+        let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4"));
+        let fits = &head[..8] == MATRIX_MAGIC
+            && u32_at(8) == MATRIX_VERSION
+            && u32_at(12) as usize == dim
+            && Matrix::peek_header(path).as_ref() == Some(built)
+            && f.metadata().at(path)?.len() >= old_len;
+        if !fits {
+            return Ok(false);
+        }
+        let mut crc = crc32fast::Hasher::new_with_initial_len(u32_at(24), old_len - 64);
+        f.seek(SeekFrom::Start(old_len)).at(path)?;
+        {
+            let mut w = BufWriter::with_capacity(1 << 20, &mut f);
+            for x in tail.as_slice() {
+                let b = x.to_le_bytes();
+                crc.update(&b);
+                w.write_all(&b).at(path)?;
+            }
+            w.flush().at(path)?;
+        }
+        f.sync_data().at(path)?;
+        let rows = built.rows + tail.rows();
+        f.seek(SeekFrom::Start(0)).at(path)?;
+        f.write_all(&Matrix::header_of(dim, rows, crc.finalize(), fingerprint)?)
+            .at(path)?;
+        f.sync_data().at(path)?;
+        Ok(true)
+    }
+
     /// The header of a saved matrix: fingerprint and rows (nothing else
     /// checked: `load` checks everything).
     fn peek_header(path: &Path) -> Option<Built> {
@@ -273,14 +326,18 @@ impl Matrix {
     pub fn load(path: &Path, fingerprint: &str, rows: usize, dim: usize) -> Option<Matrix> {
         let f = File::open(path).ok()?;
         let len = f.metadata().ok()?.len() as usize;
-        if len != MATRIX_HEADER + rows.checked_mul(dim)?.checked_mul(4)? {
+        // Bytes past the rows: an in-place append killed before its header.
+        let end = MATRIX_HEADER + rows.checked_mul(dim)?.checked_mul(4)?;
+        if len < end {
             return None;
         }
         #[cfg(target_endian = "little")]
         {
-            // SAFETY: derived files are only ever replaced by rename, never
-            // written in place, so the mapped bytes do not change under us.
-            let map = unsafe { memmap2::Mmap::map(&f) }.ok()?;
+            // SAFETY: derived files are replaced by rename; the only write
+            // in place is the writer's append (`append_rows`), after the
+            // rows this map reads and to the header, which is read only
+            // here, before those rows are used.
+            let map = unsafe { memmap2::MmapOptions::new().len(end).map(&f) }.ok()?;
             let h = &map[..MATRIX_HEADER];
             let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4"));
             let fp_len = h[28] as usize;
@@ -290,7 +347,7 @@ impl Matrix {
                 || u64::from_le_bytes(h[16..24].try_into().expect("8")) as usize != rows
                 || 29 + fp_len > MATRIX_HEADER
                 || &h[29..29 + fp_len] != fingerprint.as_bytes()
-                || crc32fast::hash(&map[MATRIX_HEADER..]) != u32_at(24)
+                || crc32fast::hash(&map[MATRIX_HEADER..end]) != u32_at(24)
             {
                 return None;
             }
@@ -374,6 +431,15 @@ impl DerivedFile for Matrix {
         data.extend_from_slice(self.as_slice());
         data.extend_from_slice(tail.as_slice());
         Ok(Matrix::owned(self.dim, data))
+    }
+
+    /// The new rows appended in place (every one must be embedded).
+    fn append(path: &Path, built: &Built, lib: &Library, (): ()) -> Result<bool> {
+        let (tail, missing) = Matrix::gather_rows(lib, lib.dim(), built.rows);
+        if !missing.is_empty() || tail.dim != lib.dim() {
+            return Ok(false);
+        }
+        Matrix::append_rows(path, built, &tail, &lib.fingerprint())
     }
 
     /// The rows kept, copied in order.
@@ -790,7 +856,11 @@ pub fn refresh_derived(lib: &Library, opts: &SearchOptions) -> Result<DerivedRep
     }
     drop(m);
     report.split[1] = t.elapsed().as_secs_f64() - report.split[0];
-    report.lexical = Some(refresh::<crate::lexical::Bm25>(lib, (), Access::Writer)?.1);
+    // Not loaded when it can grow on disk (a segment of the new papers).
+    report.lexical = Some(crate::store::derived::update::<crate::lexical::Bm25>(
+        lib,
+        (),
+    )?);
     report.split[2] = t.elapsed().as_secs_f64() - report.split[0] - report.split[1];
     report.seconds = t.elapsed().as_secs_f64();
     Ok(report)
@@ -857,6 +927,43 @@ mod tests {
             fs::read_dir(dir.path()).unwrap().count(),
             2,
             "temp file left"
+        );
+    }
+
+    #[test]
+    fn rows_appended_in_place_equal_a_file_written_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(MATRIX_FILE);
+        let q = dir.path().join("whole.f32");
+        let all = Matrix::owned(3, (0..30).map(|i| i as f32 * 0.25).collect());
+        let part = |a: usize, b: usize| Matrix::owned(3, all.as_slice()[a * 3..b * 3].to_vec());
+        let built = |fp: &str, rows| Built {
+            fingerprint: fp.into(),
+            rows,
+        };
+        part(0, 6).save(&p, "old").unwrap();
+        // Not the state the file is at: nothing written.
+        let before = fs::read(&p).unwrap();
+        assert!(!Matrix::append_rows(&p, &built("other", 6), &part(6, 8), "new").unwrap());
+        assert!(!Matrix::append_rows(&p, &built("old", 5), &part(5, 8), "new").unwrap());
+        assert_eq!(fs::read(&p).unwrap(), before);
+        // A killed append: rows written, header not. Still the old matrix
+        // (also to `check`), and the next append writes over those bytes.
+        let mut b = before.clone();
+        b.extend_from_slice(&[7u8; 20]);
+        fs::write(&p, &b).unwrap();
+        assert_eq!(
+            Matrix::load(&p, "old", 6, 3).unwrap().as_slice(),
+            part(0, 6).as_slice()
+        );
+        assert_eq!(crate::store::derived::inspect(dir.path(), "old"), vec![]);
+        assert!(Matrix::append_rows(&p, &built("old", 6), &part(6, 8), "mid").unwrap());
+        assert!(Matrix::append_rows(&p, &built("mid", 8), &part(8, 10), "new").unwrap());
+        all.save(&q, "new").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), fs::read(&q).unwrap());
+        assert_eq!(
+            Matrix::load(&p, "new", 10, 3).unwrap().as_slice(),
+            all.as_slice()
         );
     }
 

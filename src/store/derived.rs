@@ -19,6 +19,7 @@ use std::path::Path;
 
 use super::Library;
 use super::codec::{Reader, unseal};
+use super::delta::Delta;
 use super::manifest::{read_checked_json, write_checked_json};
 use crate::error::Result;
 
@@ -50,7 +51,7 @@ pub fn inspect(dir: &Path, fingerprint: &str) -> Vec<DerivedProblem> {
         ("lexical.bin", b"PMBM25".as_slice()),
     ] {
         if let Ok(b) = fs::read(dir.join(file)) {
-            note(file, sealed_state(&b, magic, fingerprint));
+            note(file, sealed_state(&b, magic, fingerprint, &dir.join(file)));
         }
     }
     let topics = dir.join("topics.json");
@@ -75,7 +76,18 @@ fn matrix_state(b: &[u8], fingerprint: &str) -> Option<String> {
         return Some("damaged (header)".into());
     }
     let crc = u32::from_le_bytes(b[24..28].try_into().expect("4 bytes"));
-    if crc32fast::hash(&b[HEADER..]) != crc {
+    let dim = u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")) as u64;
+    let rows = u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
+    // Bytes past the rows are an in-place append killed before its header.
+    let end = rows
+        .checked_mul(dim * 4)
+        .and_then(|n| usize::try_from(n).ok())
+        .and_then(|n| n.checked_add(HEADER))
+        .filter(|&end| end <= b.len());
+    let Some(end) = end else {
+        return Some("damaged (shorter than its rows)".into());
+    };
+    if crc32fast::hash(&b[HEADER..end]) != crc {
         return Some("damaged (checksum mismatch)".into());
     }
     let fp_len = b[28] as usize;
@@ -86,8 +98,9 @@ fn matrix_state(b: &[u8], fingerprint: &str) -> Option<String> {
 }
 
 /// Files sealed with a CRC32 trailer: magic, u32 version, then the
-/// fingerprint as length-prefixed bytes.
-fn sealed_state(b: &[u8], magic: &[u8], fingerprint: &str) -> Option<String> {
+/// fingerprint as length-prefixed bytes; a file at `path` with segments
+/// beside it ([`Delta`]) is at the state they take it to.
+fn sealed_state(b: &[u8], magic: &[u8], fingerprint: &str, path: &Path) -> Option<String> {
     let Some(body) = unseal(b) else {
         return Some("damaged (checksum mismatch)".into());
     };
@@ -96,7 +109,11 @@ fn sealed_state(b: &[u8], magic: &[u8], fingerprint: &str) -> Option<String> {
         return Some("damaged (header)".into());
     }
     let _version = r.u32();
-    if r.bytes() != Some(fingerprint.as_bytes()) {
+    let base = r.bytes();
+    let extended = Delta::read(path).is_some_and(|d| {
+        Some(d.base.fingerprint.as_bytes()) == base && d.state().fingerprint == fingerprint
+    });
+    if base != Some(fingerprint.as_bytes()) && !extended {
         return Some("stale (built for another state of the library)".into());
     }
     None
@@ -169,6 +186,16 @@ pub trait DerivedFile: Sized {
         let _ = (removed, lib, input);
         Ok(None)
     }
+    /// Brings the file at `path`, valid for `built` (the library's first
+    /// `built.rows` papers), up to the library's state on disk without
+    /// loading it: the new rows appended in place or as a segment beside
+    /// it ([`super::delta`]). `Ok(false)` when this file does not (or not
+    /// now: segments grown too large); it is then loaded, extended and
+    /// saved whole. Default: never.
+    fn append(path: &Path, built: &Built, lib: &Library, input: Self::Input<'_>) -> Result<bool> {
+        let _ = (path, built, lib, input);
+        Ok(false)
+    }
     /// Writes the whole file atomically.
     fn save(&self, path: &Path, fingerprint: &str) -> Result<()>;
     /// Writes the file after `extend` from `from` rows; by default the whole
@@ -218,11 +245,13 @@ pub fn refresh_at<D: DerivedFile>(
         Some(d) if !d.pending(lib, input) => return Ok((d, Refresh::Current)),
         Some(d) => Some((d, lib.len())),
         None => match D::peek(path) {
-            Some(b)
-                if b.rows > 0
-                    && b.rows < lib.len()
-                    && lib.prefix_fingerprint(b.rows) == b.fingerprint =>
-            {
+            Some(b) if is_prefix(&b, lib) => {
+                if access == Access::Writer
+                    && D::append(path, &b, lib, input)?
+                    && let Some(d) = D::load(path, &want, lib, input)
+                {
+                    return Ok((d, Refresh::Extended { from: b.rows }));
+                }
                 D::load(path, &b, lib, input).map(|d| (d, b.rows))
             }
             Some(b) => {
@@ -261,6 +290,26 @@ pub fn refresh_at<D: DerivedFile>(
         Err(e) if access == Access::Writer => Err(e),
         _ => Ok((d, how)),
     }
+}
+
+/// Whether a file built for `b` covers a proper prefix of `lib` (papers
+/// appended since).
+fn is_prefix(b: &Built, lib: &Library) -> bool {
+    b.rows > 0 && b.rows < lib.len() && lib.prefix_fingerprint(b.rows) == b.fingerprint
+}
+
+/// As [`refresh`] for the writer when the file's content is not needed
+/// (the lexical index after an add): a file that covers a prefix of the
+/// library is brought up to date on disk ([`DerivedFile::append`]) without
+/// being loaded, when it can be.
+pub fn update<D: DerivedFile>(lib: &Library, input: D::Input<'_>) -> Result<Refresh> {
+    let path = lib.derived_dir().join(D::FILE);
+    if let Some(b) = D::peek(&path).filter(|b| is_prefix(b, lib))
+        && D::append(&path, &b, lib, input)?
+    {
+        return Ok(Refresh::Extended { from: b.rows });
+    }
+    Ok(refresh_at::<D>(&path, lib, input, Access::Writer)?.1)
 }
 
 /// `d` (built for `rows` rows) through the removal `steps`: the file, its

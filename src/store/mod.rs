@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod compact;
+pub mod delta;
 pub mod derived;
 pub mod lock;
 pub mod log;

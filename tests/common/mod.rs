@@ -39,3 +39,39 @@ pub fn papermap_hash(lib: &Path, args: &[&str]) -> Output {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// `related` for each query in the lexical, hybrid and dense modes (graph
+/// on) names none of `gone`, and answers the same once the derived files
+/// are deleted and built from scratch.
+pub fn answers_match_rebuilt_files(lib: &Path, queries: &[&str], gone: &[&str]) {
+    let run = |args: &[&str]| {
+        let o = papermap_hash(lib, &[&["--hnsw-threshold", "1"][..], args].concat());
+        assert!(
+            o.status.success(),
+            "papermap {args:?} failed: {}",
+            stderr(&o)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let answers = || {
+        ["lexical", "hybrid", "dense"]
+            .iter()
+            .flat_map(|mode| {
+                queries
+                    .iter()
+                    .map(|q| run(&["related", q, "--json", "-k", "8", "--mode", mode]))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = answers();
+    for a in &before {
+        for g in gone {
+            assert!(!a.contains(&format!("\"{g}\"")), "{g} in {a}");
+        }
+    }
+    std::fs::remove_dir_all(lib.join("derived")).unwrap();
+    run(&["embed"]);
+    assert!(lib.join("derived/hnsw.graph").exists());
+    assert_eq!(answers(), before);
+}
