@@ -247,10 +247,10 @@ impl DerivedFile for Bm25 {
 
     /// The new papers' postings as one more segment beside the file
     /// (tokenising only them; the file is not read), until the segments
-    /// would pass an eighth of the file's bytes: then the caller folds
-    /// them into a new file (loads, extends and saves it whole), so a
-    /// paper's postings are written about nine times in all, and a reader
-    /// merges at most an eighth more than the file.
+    /// would pass an eighth of the file's bytes: then they are folded
+    /// into a new file with the new papers (read, merged once, written),
+    /// so a paper's postings are written about nine times in all, and a
+    /// reader merges at most an eighth more than the file.
     fn append(path: &Path, built: &Built, lib: &Library, (): ()) -> Result<bool> {
         Bm25::append_segment(path, built, &lib.papers()[built.rows..], &lib.fingerprint())
     }
@@ -296,16 +296,31 @@ impl Bm25 {
             return Ok(false);
         }
         let (add, new_len) = postings_of(papers, built.rows);
-        let body = encode_segment(add, &new_len);
+        let body = encode_segment(&add, &new_len);
         let to = Built {
             fingerprint: fingerprint.to_string(),
             rows: built.rows + papers.len(),
         };
         let base_bytes = fs::metadata(path).map_or(0, |m| m.len());
-        if Delta::bytes_after(delta.as_ref(), &base, &to, body.len()) * FOLD > base_bytes {
-            return Ok(false);
+        if Delta::bytes_after(delta.as_ref(), &base, &to, body.len()) * FOLD <= base_bytes {
+            Delta::append(path, &base, built.rows, &to, &body)?;
+            return Ok(true);
         }
-        Delta::append(path, &base, built.rows, &to, &body)?;
+        // The fold: the file, its segments and these papers merged once
+        // and written as the new file (nothing scored, so no norms or
+        // dense rows derived).
+        let segments = delta.as_ref().map_or(&[][..], |d| &d.segments[..]);
+        let (Some(parts), Some((mut all, mut lens))) = (
+            Parts::read(path, &base.fingerprint, base.rows),
+            decode_segments(segments),
+        ) else {
+            return Ok(false);
+        };
+        for (t, list) in add {
+            all.entry(t).or_default().extend(list);
+        }
+        lens.extend(new_len);
+        parts.merge(all, lens).save(path, fingerprint)?;
         Ok(true)
     }
 }
@@ -316,9 +331,9 @@ const FOLD: u64 = 8;
 
 /// A segment's body: the documents' lengths, then each term (sorted) with
 /// its postings (absolute document numbers).
-fn encode_segment(add: Postings, doc_len: &[u32]) -> Vec<u8> {
-    let mut terms: Vec<(String, Vec<(u32, u16)>)> = add.into_iter().collect();
-    terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+fn encode_segment(add: &Postings, doc_len: &[u32]) -> Vec<u8> {
+    let mut terms: Vec<(&String, &Vec<(u32, u16)>)> = add.iter().collect();
+    terms.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut b = Vec::new();
     b.extend_from_slice(&(doc_len.len() as u64).to_le_bytes());
     put_u32s(&mut b, doc_len);
@@ -475,6 +490,53 @@ struct Parts {
     singles: Vec<u8>,
 }
 
+/// What the file stores, borrowed from a [`Bm25`] or from [`Parts`].
+struct Stored<'a> {
+    vocab: &'a Vocab,
+    starts: &'a [u64],
+    docs: &'a [u32],
+    tfs: &'a [u16],
+    doc_len: &'a [u32],
+    singles: &'a [u8],
+}
+
+impl Stored<'_> {
+    /// Writes the file atomically, and removes the segments beside the old
+    /// one (they extend a base that is gone).
+    fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
+        let mut b = Vec::with_capacity(64 + self.docs.len() * 6 + self.doc_len.len() * 4);
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&VERSION.to_le_bytes());
+        put_bytes(&mut b, fingerprint.as_bytes());
+        b.extend_from_slice(&(self.doc_len.len() as u64).to_le_bytes());
+        b.extend_from_slice(&(self.vocab.len() as u64).to_le_bytes());
+        b.extend_from_slice(&(self.docs.len() as u64).to_le_bytes());
+        b.extend_from_slice(&(self.vocab.text.len() as u64).to_le_bytes());
+        b.extend_from_slice(self.vocab.text.as_bytes());
+        self.vocab
+            .ends
+            .iter()
+            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        self.starts
+            .iter()
+            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        put_u32s(&mut b, self.docs);
+        self.tfs
+            .iter()
+            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        put_u32s(&mut b, self.doc_len);
+        b.extend_from_slice(&(self.singles.len() as u64).to_le_bytes());
+        b.extend_from_slice(self.singles);
+        seal(&mut b);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        }
+        write_atomic(path, &b)?;
+        Delta::remove(path);
+        Ok(())
+    }
+}
+
 impl Parts {
     /// The parts saved at `path` for `fingerprint` over `docs` documents;
     /// `None` when missing, stale or damaged.
@@ -519,6 +581,18 @@ impl Parts {
             doc_len,
             singles,
         })
+    }
+
+    fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
+        Stored {
+            vocab: &self.vocab,
+            starts: &self.starts,
+            docs: &self.docs,
+            tfs: &self.tfs,
+            doc_len: &self.doc_len,
+            singles: &self.singles,
+        }
+        .save(path, fingerprint)
     }
 
     /// These parts with the postings `add` of the next documents (lengths
@@ -967,37 +1041,15 @@ impl Bm25 {
     }
 
     pub fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
-        let mut b = Vec::with_capacity(64 + self.docs.len() * 6 + self.doc_len.len() * 4);
-        b.extend_from_slice(MAGIC);
-        b.extend_from_slice(&VERSION.to_le_bytes());
-        put_bytes(&mut b, fingerprint.as_bytes());
-        b.extend_from_slice(&(self.doc_len.len() as u64).to_le_bytes());
-        b.extend_from_slice(&(self.vocab.len() as u64).to_le_bytes());
-        b.extend_from_slice(&(self.docs.len() as u64).to_le_bytes());
-        b.extend_from_slice(&(self.vocab.text.len() as u64).to_le_bytes());
-        b.extend_from_slice(self.vocab.text.as_bytes());
-        self.vocab
-            .ends
-            .iter()
-            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
-        self.starts
-            .iter()
-            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
-        put_u32s(&mut b, &self.docs);
-        self.tfs
-            .iter()
-            .for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
-        put_u32s(&mut b, &self.doc_len);
-        b.extend_from_slice(&(self.singles.len() as u64).to_le_bytes());
-        b.extend_from_slice(&self.singles);
-        seal(&mut b);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        Stored {
+            vocab: &self.vocab,
+            starts: &self.starts,
+            docs: &self.docs,
+            tfs: &self.tfs,
+            doc_len: &self.doc_len,
+            singles: &self.singles,
         }
-        write_atomic(path, &b)?;
-        // Segments beside the old file extend a base that is gone.
-        Delta::remove(path);
-        Ok(())
+        .save(path, fingerprint)
     }
 
     /// The fingerprint and document count a saved index's header names.
@@ -1849,7 +1901,7 @@ mod tests {
             let mut from = base;
             for &to in &cuts {
                 let (add, len) = postings_of(&all[from..to], from);
-                let body = encode_segment(add, &len);
+                let body = encode_segment(&add, &len);
                 Delta::append(&path, &built(base), from, &built(to), &body).unwrap();
                 assert_eq!(<Bm25 as DerivedFile>::peek(&path), Some(built(to)));
                 from = to;
@@ -1873,21 +1925,27 @@ mod tests {
         Bm25::build(&many[..300]).save(&path, "fp300").unwrap();
         let mut at = built(300);
         at.fingerprint = "fp300".into();
-        let mut grown = 0;
-        while let Ok(true) = Bm25::append_segment(
-            &path,
-            &at,
-            &many[at.rows..at.rows + 5],
-            &format!("fp{}", at.rows + 5),
-        ) {
-            at = built(at.rows + 5);
-            grown += 5;
+        let mut segments = 0;
+        loop {
+            let next = built(at.rows + 5);
+            let papers = &many[at.rows..next.rows];
+            assert!(Bm25::append_segment(&path, &at, papers, &next.fingerprint).unwrap());
+            at = next;
+            assert_eq!(
+                Bm25::load_at(&path, &at),
+                Some(Bm25::build(&many[..at.rows]))
+            );
+            let Some(delta) = Delta::read(&path) else {
+                break;
+            };
+            assert!(delta.bytes() * FOLD <= fs::metadata(&path).unwrap().len());
+            segments += 1;
         }
-        assert!(grown > 0 && grown < 100, "{grown}");
-        let delta = Delta::read(&path).unwrap().bytes();
-        assert!(delta * FOLD <= fs::metadata(&path).unwrap().len());
+        // Folded into a new file with the last papers: no segment left.
+        assert!(segments > 1 && at.rows < 400, "{segments} segments");
+        assert_eq!(Bm25::peek(&path), Some(at.clone()));
         assert_eq!(
-            Bm25::load_at(&path, &at),
+            Bm25::load(&path, &at.fingerprint, at.rows),
             Some(Bm25::build(&many[..at.rows]))
         );
     }

@@ -296,8 +296,12 @@ impl Matrix {
             }
             w.flush().at(path)?;
         }
-        f.sync_data().at(path)?;
         let rows = built.rows + tail.rows();
+        // What a killed append left past the new rows, if anything (no
+        // reader maps past the rows its header names, all before here).
+        f.set_len((MATRIX_HEADER + rows * dim * 4) as u64)
+            .at(path)?;
+        f.sync_data().at(path)?;
         f.seek(SeekFrom::Start(0)).at(path)?;
         f.write_all(&Matrix::header_of(dim, rows, crc.finalize(), fingerprint)?)
             .at(path)?;
@@ -948,9 +952,10 @@ mod tests {
         assert!(!Matrix::append_rows(&p, &built("old", 5), &part(5, 8), "new").unwrap());
         assert_eq!(fs::read(&p).unwrap(), before);
         // A killed append: rows written, header not. Still the old matrix
-        // (also to `check`), and the next append writes over those bytes.
+        // (also to `check`), and the next append writes over those bytes
+        // (and cuts any past its own).
         let mut b = before.clone();
-        b.extend_from_slice(&[7u8; 20]);
+        b.extend_from_slice(&[7u8; 40]);
         fs::write(&p, &b).unwrap();
         assert_eq!(
             Matrix::load(&p, "old", 6, 3).unwrap().as_slice(),
