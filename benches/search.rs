@@ -5,12 +5,15 @@
 //! ```text
 //! search dump LIBRARY OUT.f32            write a library's matrix (raw f32)
 //! search run --dim D --base B.f32 --queries Q.f32 --truth T.u32 \
-//!            [--k 10] [--efs 16,32,64,96,128,200] [--graph-cache G]
+//!            [--k 10] [--efs 16,32,64,96,128,200] [--graph-cache G | --grow STEPS:ROWS]
 //! search recall LIBRARY QUERIES.jsonl [--efs 64,96,128]
 //! ```
 //! `recall` (for `scripts/bench-incremental`) embeds the JSON-lines papers
 //! with the hashing embedder and prints one JSON object: recall@10 of the
 //! library's persisted graph at each ef against exact search.
+//! `--grow 10:1000` builds the graph over all but the last 10,000 rows and
+//! inserts those in 10 steps of 1,000, saving and loading the graph
+//! between steps, as adds to a library do (build time reported as 0).
 //! `run` prints one JSON object: build seconds, graph bytes, load seconds,
 //! and for exact search and each ef: queries per second on one thread and
 //! recall@k against the truth file (k u32 row ids per query).
@@ -119,6 +122,38 @@ fn library_recall(args: &[String]) {
     );
 }
 
+/// A graph built over all but the last `steps * step` rows of `base`, then
+/// grown by `steps` insertions of `step` rows, each into the graph saved
+/// and loaded again (what `add` does to a library's graph).
+fn grown_graph(base: &Matrix, params: &HnswParams, steps: usize, step: usize) -> Graph {
+    let n = base.rows();
+    let first = n - steps * step;
+    let prefix = |rows: usize| Matrix::owned(base.dim, base.as_slice()[..rows * base.dim].to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grown.graph");
+    let t = Instant::now();
+    Graph::build(&prefix(first), params)
+        .save(&path, "grown")
+        .unwrap();
+    eprintln!(
+        "built over {first} rows in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    for i in 1..=steps {
+        let rows = first + i * step;
+        let t = Instant::now();
+        let mut g = Graph::load(&path, "grown", params, rows - step).expect("grown graph loads");
+        g.insert_rows(&prefix(rows));
+        g.save(&path, "grown").unwrap();
+        eprintln!(
+            "step {i}: {} -> {rows} rows in {:.2} s",
+            rows - step,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Graph::load(&path, "grown", params, n).expect("grown graph loads")
+}
+
 fn run(args: &[String]) {
     let dim: usize = arg(args, "--dim").expect("--dim").parse().unwrap();
     let k: usize = arg(args, "--k").unwrap_or("10").parse().unwrap();
@@ -138,10 +173,18 @@ fn run(args: &[String]) {
     // run (for iterating on search code; build time is then reported as 0).
     let cached = arg(args, "--graph-cache")
         .and_then(|p| Graph::load(Path::new(p), "bench", &params, base.rows()));
+    let grow = arg(args, "--grow").map(|g| {
+        let (steps, step) = g.split_once(':').expect("--grow STEPS:ROWS");
+        (
+            steps.parse::<usize>().unwrap(),
+            step.parse::<usize>().unwrap(),
+        )
+    });
     let t = Instant::now();
-    let (g, build_s) = match cached {
-        Some(g) => (g, 0.0),
-        None => {
+    let (g, build_s) = match (cached, grow) {
+        (_, Some((steps, step))) => (grown_graph(&base, &params, steps, step), 0.0),
+        (Some(g), None) => (g, 0.0),
+        (None, None) => {
             let g = Graph::build(&base, &params);
             let s = t.elapsed().as_secs_f64();
             if let Some(p) = arg(args, "--graph-cache") {

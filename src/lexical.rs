@@ -303,8 +303,10 @@ impl Bm25 {
         };
         let base_bytes = fs::metadata(path).map_or(0, |m| m.len());
         if Delta::bytes_after(delta.as_ref(), &base, &to, body.len()) * FOLD <= base_bytes {
-            Delta::append(path, &base, built.rows, &to, &body)?;
-            return Ok(true);
+            // A reader that saved a whole file meanwhile removed the delta:
+            // then (or on any failure) the file is brought up to date the
+            // long way, which reports a real write error.
+            return Ok(Delta::append(path, &base, built.rows, &to, &body).is_ok());
         }
         // The fold: the file, its segments and these papers merged once
         // and written as the new file (nothing scored, so no norms or
