@@ -480,6 +480,45 @@ fn single_range(singles: &[u8], h: u64) -> std::ops::Range<usize> {
     lo..end
 }
 
+/// `singles` (sorted records) without the records at `promoted` and with
+/// the records `new`, sorted: in place, one pass each (the records are
+/// most of a large index's phrases, so neither decoded nor sorted again).
+fn merge_singles(mut singles: Vec<u8>, mut promoted: Vec<usize>, mut new: Vec<(u64, u32, u16)>) -> Vec<u8> {
+    promoted.sort_unstable();
+    promoted.dedup();
+    if !promoted.is_empty() {
+        let n = singles.len() / SINGLE;
+        let mut w = promoted[0];
+        for (k, &p) in promoted.iter().enumerate() {
+            let next = promoted.get(k + 1).copied().unwrap_or(n);
+            let run = (p + 1)..next;
+            singles.copy_within(run.start * SINGLE..run.end * SINGLE, w * SINGLE);
+            w += run.len();
+        }
+        singles.truncate(w * SINGLE);
+    }
+    new.sort_unstable();
+    let (mut i, mut j) = (singles.len() / SINGLE, new.len());
+    singles.resize((i + j) * SINGLE, 0);
+    // From the back: a record moves right or stays, never over one not yet moved.
+    let mut k = i + j;
+    while j > 0 {
+        if i > 0 && decode_single(single_at(&singles, i - 1)) > new[j - 1] {
+            singles.copy_within((i - 1) * SINGLE..i * SINGLE, (k - 1) * SINGLE);
+            i -= 1;
+        } else {
+            let (h, d, tf) = new[j - 1];
+            let r = &mut singles[(k - 1) * SINGLE..k * SINGLE];
+            r[..8].copy_from_slice(&h.to_le_bytes());
+            r[8..12].copy_from_slice(&d.to_le_bytes());
+            r[12..].copy_from_slice(&tf.to_le_bytes());
+            j -= 1;
+        }
+        k -= 1;
+    }
+    singles
+}
+
 /// What the file stores of an index (everything else is derived at load
 /// by [`Bm25::assemble`]).
 #[derive(Debug, Default)]
@@ -607,9 +646,16 @@ impl Parts {
     /// the new postings after it (new documents number after every old
     /// one, so lists stay sorted).
     fn merge(self, add: Postings, new_len: Vec<u32>) -> Parts {
+        let Parts {
+            vocab: old,
+            starts: old_starts,
+            docs: old_docs,
+            tfs: old_tfs,
+            mut doc_len,
+            singles,
+        } = self;
         let mut add: Vec<(String, Vec<(u32, u16)>)> = add.into_iter().collect();
         add.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let old = &self.vocab;
         // Whether the old vocabulary has each new term: one walk of both
         // sorted lists.
         let mut known = Vec::with_capacity(add.len());
@@ -620,15 +666,42 @@ impl Parts {
             }
             known.push(i < old.len() && old.get(i) == t);
         }
+        // The old single phrase each unknown new phrase matches: one walk
+        // of the singles (sorted by hash) against the phrases' hashes,
+        // sorted (a binary search per phrase missed the cache every step).
+        let mut probes: Vec<(u64, usize)> = add
+            .iter()
+            .zip(&known)
+            .enumerate()
+            .filter(|(_, ((t, _), k))| !**k && is_phrase(t))
+            .map(|(i, ((t, _), _))| (phrase_hash(t), i))
+            .collect();
+        probes.sort_unstable();
+        let n_single = singles.len() / SINGLE;
+        let hash_at = |i: usize| decode_single(single_at(&singles, i)).0;
+        let mut matched: Vec<Option<usize>> = vec![None; add.len()];
+        let mut at = 0;
+        for &(h, i) in &probes {
+            while at < n_single && hash_at(at) < h {
+                at += 1;
+            }
+            let mut end = at;
+            while end < n_single && hash_at(end) == h {
+                end += 1;
+            }
+            // Two records: two phrases' hashes collide; neither promoted.
+            if end - at == 1 {
+                matched[i] = Some(at);
+            }
+        }
         let mut one: Vec<(u64, u32, u16)> = Vec::new();
-        let mut promoted = vec![false; self.singles.len() / SINGLE];
+        let mut promoted: Vec<usize> = Vec::new();
         let mut fresh: Vec<(String, Vec<(u32, u16)>)> = Vec::with_capacity(add.len());
-        for ((t, mut list), known) in add.into_iter().zip(known) {
+        for (i, ((t, mut list), known)) in add.into_iter().zip(known).enumerate() {
             if !known && is_phrase(&t) {
-                let at = single_range(&self.singles, phrase_hash(&t));
-                if at.len() == 1 {
-                    let (_, d, tf) = decode_single(single_at(&self.singles, at.start));
-                    promoted[at.start] = true;
+                if let Some(at) = matched[i] {
+                    let (_, d, tf) = decode_single(single_at(&singles, at));
+                    promoted.push(at);
                     list.insert(0, (d, tf));
                 }
                 if list.len() == 1 {
@@ -638,50 +711,90 @@ impl Parts {
             }
             fresh.push((t, list));
         }
-        for (i, done) in promoted.iter().enumerate() {
-            if !done {
-                one.push(decode_single(single_at(&self.singles, i)));
-            }
-        }
-        let added: usize = fresh.iter().map(|(_, l)| l.len()).sum();
-        let fresh_text: usize = fresh.iter().map(|(t, _)| t.len()).sum();
-        let mut vocab = Vocab::default();
-        vocab.text.reserve(old.text.len() + fresh_text);
-        vocab.ends.reserve(old.len() + fresh.len());
-        let mut starts = Vec::with_capacity(old.len() + fresh.len() + 1);
-        let mut docs = Vec::with_capacity(self.docs.len() + added);
-        let mut tfs = Vec::with_capacity(self.docs.len() + added);
-        starts.push(0u64);
+        let singles = merge_singles(singles, promoted, one);
+        // The merged order of the old vocabulary and the fresh terms (both
+        // sorted): for each merged term, its old index and its new postings.
+        const NONE: u32 = u32::MAX;
+        let mut plan: Vec<(u32, u32)> = Vec::with_capacity(old.len() + fresh.len());
         let mut i = 0;
-        let mut fresh = fresh.into_iter().peekable();
+        let mut f = 0;
         loop {
-            let o = (i < old.len()).then(|| old.get(i));
-            let (take_old, take_new) = match (o, fresh.peek()) {
-                (Some(a), Some((b, _))) => (a <= b.as_str(), a >= b.as_str()),
-                (Some(_), None) => (true, false),
-                (None, Some(_)) => (false, true),
-                (None, None) => break,
+            let (take_old, take_new) = match (i < old.len(), fresh.get(f)) {
+                (true, Some((b, _))) => (old.get(i) <= b.as_str(), old.get(i) >= b.as_str()),
+                (true, None) => (true, false),
+                (false, Some(_)) => (false, true),
+                (false, None) => break,
             };
-            if take_old {
-                let (lo, hi) = (self.starts[i] as usize, self.starts[i + 1] as usize);
-                docs.extend_from_slice(&self.docs[lo..hi]);
-                tfs.extend_from_slice(&self.tfs[lo..hi]);
-                vocab.push(old.get(i));
-                i += 1;
-            }
-            if take_new {
-                let (t, list) = fresh.next().expect("peeked");
-                for (d, n) in list {
-                    docs.push(d);
-                    tfs.push(n);
-                }
-                if !take_old {
-                    vocab.push(&t);
-                }
-            }
-            starts.push(docs.len() as u64);
+            plan.push((
+                if take_old { i as u32 } else { NONE },
+                if take_new { f as u32 } else { NONE },
+            ));
+            i += usize::from(take_old);
+            f += usize::from(take_new);
         }
-        let mut doc_len = self.doc_len;
+        // Where each merged term's postings and text end.
+        let mut starts = Vec::with_capacity(plan.len() + 1);
+        let mut ends = Vec::with_capacity(plan.len());
+        starts.push(0u64);
+        let (mut posts, mut text) = (0u64, 0u64);
+        for &(o, n) in &plan {
+            if o != NONE {
+                posts += old_starts[o as usize + 1] - old_starts[o as usize];
+                text += old.span(o as usize).len() as u64;
+            }
+            if n != NONE {
+                posts += fresh[n as usize].1.len() as u64;
+                if o == NONE {
+                    text += fresh[n as usize].0.len() as u64;
+                }
+            }
+            starts.push(posts);
+            ends.push(text);
+        }
+        // The old arrays grown in place and filled from the back: every old
+        // run moves right (terms and postings are only inserted), so none
+        // is overwritten before it moves, and no second copy of the
+        // postings is allocated (a large index's load was mostly the kernel
+        // zeroing fresh pages).
+        let (mut docs, mut tfs) = (old_docs, old_tfs);
+        docs.resize(posts as usize, 0);
+        tfs.resize(posts as usize, 0);
+        let Vocab {
+            text: old_text,
+            ends: old_ends,
+            ..
+        } = old;
+        let mut bytes = old_text.into_bytes();
+        bytes.resize(text as usize, 0);
+        for (t, &(o, n)) in plan.iter().enumerate().rev() {
+            let mut end = starts[t + 1] as usize;
+            if n != NONE {
+                let list = &fresh[n as usize].1;
+                for (k, &(d, tf)) in list.iter().enumerate() {
+                    docs[end - list.len() + k] = d;
+                    tfs[end - list.len() + k] = tf;
+                }
+                end -= list.len();
+            }
+            let tend = ends[t] as usize;
+            if o != NONE {
+                let o = o as usize;
+                let (lo, hi) = (old_starts[o] as usize, old_starts[o + 1] as usize);
+                docs.copy_within(lo..hi, end - (hi - lo));
+                tfs.copy_within(lo..hi, end - (hi - lo));
+                let tlo = if o == 0 { 0 } else { old_ends[o - 1] as usize };
+                let thi = old_ends[o] as usize;
+                bytes.copy_within(tlo..thi, tend - (thi - tlo));
+            } else {
+                let term = fresh[n as usize].0.as_bytes();
+                bytes[tend - term.len()..tend].copy_from_slice(term);
+            }
+        }
+        let vocab = Vocab {
+            text: String::from_utf8(bytes).expect("terms are whole strings, moved whole"),
+            ends,
+            slots: std::sync::OnceLock::new(),
+        };
         doc_len.extend(new_len);
         Parts {
             vocab,
@@ -689,7 +802,7 @@ impl Parts {
             docs,
             tfs,
             doc_len,
-            singles: encode_singles(one),
+            singles,
         }
     }
 }
