@@ -312,16 +312,14 @@ impl Bm25 {
         // and written as the new file (nothing scored, so no norms or
         // dense rows derived).
         let segments = delta.as_ref().map_or(&[][..], |d| &d.segments[..]);
-        let (Some(parts), Some((mut all, mut lens))) = (
+        let (Some(parts), Some((all, mut lens))) = (
             Parts::read(path, &base.fingerprint, base.rows),
             decode_segments(segments),
         ) else {
             return Ok(false);
         };
-        for (t, list) in add {
-            all.entry(t).or_default().extend(list);
-        }
         lens.extend(new_len);
+        let all = combine(vec![all, sorted(add)]);
         parts.merge(all, lens).save(path, fingerprint)?;
         Ok(true)
     }
@@ -353,10 +351,11 @@ fn encode_segment(add: &Postings, doc_len: &[u32]) -> Vec<u8> {
 
 /// The postings and document lengths of `segments` (in order), or `None`
 /// when one does not decode or numbers a document outside its rows.
-fn decode_segments(segments: &[Segment]) -> Option<(Postings, Vec<u32>)> {
-    let mut add = Postings::new();
+fn decode_segments(segments: &[Segment]) -> Option<(Sorted, Vec<u32>)> {
+    let mut each = Vec::with_capacity(segments.len());
     let mut doc_len = Vec::new();
     for s in segments {
+        let mut add = Sorted::new();
         let mut r = Reader::new(&s.body);
         let n = usize::try_from(r.u64()?).ok()?;
         if n != s.to.rows - s.from {
@@ -376,13 +375,45 @@ fn decode_segments(segments: &[Segment]) -> Option<(Postings, Vec<u32>)> {
             if list.is_empty() || !ascending || !list.iter().all(inside) {
                 return None;
             }
-            add.entry(t.to_string()).or_default().extend(list);
+            if add.last().is_some_and(|(prev, _)| prev.as_str() >= t) {
+                return None;
+            }
+            add.push((t.to_string(), list));
         }
         if !r.done() {
             return None;
         }
+        each.push(add);
     }
-    Some((add, doc_len))
+    Some((combine(each), doc_len))
+}
+
+/// Each term's postings, sorted by term (no two entries for one term).
+type Sorted = Vec<(String, Vec<(u32, u16)>)>;
+
+fn sorted(p: Postings) -> Sorted {
+    let mut v: Sorted = p.into_iter().collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Sorted lists of postings of consecutive documents (each list's after
+/// the one before), as one: a term in several has their postings in turn.
+fn combine(lists: Vec<Sorted>) -> Sorted {
+    if lists.len() <= 1 {
+        return lists.into_iter().next().unwrap_or_default();
+    }
+    let mut all: Sorted = lists.into_iter().flatten().collect();
+    // Stable: a term's lists stay in document order.
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Sorted = Vec::with_capacity(all.len());
+    for (t, list) in all {
+        match out.last_mut() {
+            Some((prev, into)) if *prev == t => into.extend(list),
+            _ => out.push((t, list)),
+        }
+    }
+    out
 }
 
 /// Terms of a paper for lexical matching: title twice, then abstract.
@@ -483,7 +514,11 @@ fn single_range(singles: &[u8], h: u64) -> std::ops::Range<usize> {
 /// `singles` (sorted records) without the records at `promoted` and with
 /// the records `new`, sorted: in place, one pass each (the records are
 /// most of a large index's phrases, so neither decoded nor sorted again).
-fn merge_singles(mut singles: Vec<u8>, mut promoted: Vec<usize>, mut new: Vec<(u64, u32, u16)>) -> Vec<u8> {
+fn merge_singles(
+    mut singles: Vec<u8>,
+    mut promoted: Vec<usize>,
+    mut new: Vec<(u64, u32, u16)>,
+) -> Vec<u8> {
     promoted.sort_unstable();
     promoted.dedup();
     if !promoted.is_empty() {
@@ -645,7 +680,7 @@ impl Parts {
     /// merged as two sorted lists, every old posting list copied once with
     /// the new postings after it (new documents number after every old
     /// one, so lists stay sorted).
-    fn merge(self, add: Postings, new_len: Vec<u32>) -> Parts {
+    fn merge(self, add: Sorted, new_len: Vec<u32>) -> Parts {
         let Parts {
             vocab: old,
             starts: old_starts,
@@ -654,8 +689,6 @@ impl Parts {
             mut doc_len,
             singles,
         } = self;
-        let mut add: Vec<(String, Vec<(u32, u16)>)> = add.into_iter().collect();
-        add.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         // Whether the old vocabulary has each new term: one walk of both
         // sorted lists.
         let mut known = Vec::with_capacity(add.len());
@@ -720,7 +753,11 @@ impl Parts {
         let mut f = 0;
         loop {
             let (take_old, take_new) = match (i < old.len(), fresh.get(f)) {
-                (true, Some((b, _))) => (old.get(i) <= b.as_str(), old.get(i) >= b.as_str()),
+                (true, Some((b, _))) => match old.get(i).cmp(b.as_str()) {
+                    std::cmp::Ordering::Less => (true, false),
+                    std::cmp::Ordering::Equal => (true, true),
+                    std::cmp::Ordering::Greater => (false, true),
+                },
                 (true, None) => (true, false),
                 (false, Some(_)) => (false, true),
                 (false, None) => break,
@@ -844,7 +881,7 @@ impl Bm25 {
     /// every term).
     pub fn extend_with(self, papers: &[Paper]) -> Bm25 {
         let (add, new_len) = postings_of(papers, self.docs());
-        Self::assemble(self.into_parts().merge(add, new_len))
+        Self::assemble(self.into_parts().merge(sorted(add), new_len))
     }
 
     /// What the file holds of this index.
