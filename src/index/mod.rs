@@ -217,6 +217,13 @@ impl Matrix {
         let tmp = temp_beside(path);
         let old_len = (MATRIX_HEADER + from * self.dim * 4) as u64;
         let result = (|| {
+            // Shorter than its rows: not the file that was loaded.
+            if fs::metadata(path).at(path)?.len() < old_len {
+                return Err(Error::Invalid(format!(
+                    "{}: changed while it was extended",
+                    path.display()
+                )));
+            }
             fs::copy(path, &tmp).at(&tmp)?;
             let mut f = fs::OpenOptions::new()
                 .read(true)
@@ -225,12 +232,15 @@ impl Matrix {
                 .at(&tmp)?;
             let mut head = [0u8; MATRIX_HEADER];
             f.read_exact(&mut head).at(&tmp)?;
-            if f.metadata().at(&tmp)?.len() != old_len {
+            if u64::from_le_bytes(head[16..24].try_into().expect("8")) != from as u64 {
                 return Err(Error::Invalid(format!(
                     "{}: changed while it was extended",
                     path.display()
                 )));
             }
+            // Bytes past the rows (an in-place append killed before its
+            // header, or one under way) are not copied on.
+            f.set_len(old_len).at(&tmp)?;
             let old_crc = u32::from_le_bytes(head[24..28].try_into().expect("4"));
             let mut crc = crc32fast::Hasher::new_with_initial_len(old_crc, old_len - 64);
             f.seek(SeekFrom::End(0)).at(&tmp)?;
@@ -918,6 +928,11 @@ mod tests {
                 rows: 6
             })
         );
+        // A killed in-place append's tail is not carried on (a reader's
+        // save, which copies the file).
+        let mut b = fs::read(&p).unwrap();
+        b.extend_from_slice(&[9u8; 30]);
+        fs::write(&p, &b).unwrap();
         all.save_appended(&p, "new", 6).unwrap();
         all.save(&q, "new").unwrap();
         assert_eq!(fs::read(&p).unwrap(), fs::read(&q).unwrap());
