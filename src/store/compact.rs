@@ -11,10 +11,14 @@
 //! the fingerprint, and with it every derived file, stays valid), into the
 //! next log file name, fsyncs it, switches the manifest to it (the commit
 //! point, as for any write) and then deletes the old log. A crash before
-//! the switch leaves an unused file the next compaction overwrites; after
-//! it, an old log the manifest no longer names (harmless, and `check` names
-//! it). A reader that read the old manifest just before the switch finds
-//! its log gone and reads again (`Library::open_mode`).
+//! the switch leaves an unused file the next compaction overwrites. The
+//! switch names the old log in the manifest's `retired` list, so a crash
+//! after it leaves a file the next writer deletes on open (`check` names it
+//! until then); the list is cleared at the next commit once the files are
+//! gone. The vector log's rewrites (`compact_vectors`, a repair) retire
+//! their old file the same way. A reader that read the old manifest just
+//! before the switch finds its log gone and reads again
+//! (`Library::open_mode`).
 //!
 //! It runs when a writer opens a library whose dead records are more than
 //! half of the papers log (so a compaction, which costs O(live records),
@@ -22,9 +26,10 @@
 //! `check --repair` whenever there is anything dead.
 
 use std::fs::{self, File};
+use std::path::{Path, PathBuf};
 
 use super::log::{self, Appender};
-use super::{Library, MANIFEST, Mode, PAPERS_MAGIC, next_log_name};
+use super::{Library, MANIFEST, Manifest, Mode, PAPERS_MAGIC, next_log_name};
 use crate::error::{Error, IoContext, Result};
 
 /// What a compaction did.
@@ -100,6 +105,7 @@ pub(crate) fn compact_papers<M: Mode>(lib: &mut Library<M>) -> Result<Compacted>
         records: offsets.len() as u64,
     };
     m.generation += 1;
+    m.retired.push(old.clone());
     // No removal record is left: version-1 readers can read the log again.
     m.min_reader_version = super::manifest::OLDEST_READABLE;
     m.write(&lib.root.join(MANIFEST))?;
@@ -114,6 +120,50 @@ pub(crate) fn compact_papers<M: Mode>(lib: &mut Library<M>) -> Result<Compacted>
     let _ = fs::remove_file(&old_path);
     let _ = super::manifest::sync_dir(&lib.root);
     Ok(done)
+}
+
+/// Whether `name` is a log file name a manifest may retire: `papers-N.log`
+/// or `vectors-N.log`, nothing with a path in it.
+fn is_log_name(name: &str) -> bool {
+    ["papers-", "vectors-"].iter().any(|stem| {
+        name.strip_prefix(stem)
+            .and_then(|s| s.strip_suffix(".log"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// The retired logs of `m` still on disk (never one `m` names as current).
+pub(crate) fn retired_on_disk(root: &Path, m: &Manifest) -> Vec<PathBuf> {
+    m.retired
+        .iter()
+        .filter(|f| is_log_name(f) && **f != m.papers.file && **f != m.vectors.file)
+        .map(|f| root.join(f))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// Log files in `root` that `m` does not name as current (a retired one
+/// still on disk is among them).
+pub(crate) fn unnamed_logs(root: &Path, m: &Manifest) -> Vec<PathBuf> {
+    ["papers", "vectors"]
+        .iter()
+        .flat_map(|stem| super::repair::log_files(root, stem))
+        .filter(|(_, n)| *n != m.papers.file && *n != m.vectors.file)
+        .map(|(_, n)| root.join(n))
+        .collect()
+}
+
+/// Deletes the retired logs a crash left on disk; the caller holds the
+/// writer lock. Returns the ones deleted.
+pub(crate) fn delete_retired(root: &Path, m: &Manifest) -> Vec<PathBuf> {
+    let gone: Vec<PathBuf> = retired_on_disk(root, m)
+        .into_iter()
+        .filter(|p| fs::remove_file(p).is_ok())
+        .collect();
+    if !gone.is_empty() {
+        let _ = super::manifest::sync_dir(root);
+    }
+    gone
 }
 
 /// The payload of the intact frame at `at`, if there is one.
@@ -247,6 +297,64 @@ mod tests {
         assert_eq!(lib.manifest().min_reader_version, OLDEST_READABLE);
         assert_eq!(dead_records(&lib), 0);
         assert!(lib.leftovers().is_empty(), "{:?}", lib.leftovers());
+    }
+
+    /// Killed between the manifest switch and the old log's deletion: the
+    /// old log is named as retired, `check` lists it, the next writer
+    /// deletes it and its commit clears the list. A log the manifest does
+    /// not name at all (a compaction killed before its switch) is listed
+    /// but never deleted by a writer's open.
+    #[test]
+    fn a_log_a_killed_compaction_left_is_deleted_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        library(dir.path(), 6);
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        w.remove_papers(&["p0".into(), "p1".into(), "p2".into()])
+            .unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let old = dir.path().join("papers-1.log");
+        let old_bytes = fs::read(&old).unwrap();
+        let w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        assert!(w.compacted.is_some());
+        drop(w);
+        // The kill: the switch happened, the delete did not.
+        fs::write(&old, &old_bytes).unwrap();
+        let unnamed = dir.path().join("papers-7.log");
+        fs::write(&unnamed, b"not a log").unwrap();
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.manifest().retired, vec!["papers-1.log".to_string()]);
+        assert_eq!(ids(&lib), vec!["p3", "p4", "p5"]);
+        let left = lib.leftovers();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(
+            left[0].contains("papers-1.log") && left[0].contains("replaced by a compaction"),
+            "{left:?}"
+        );
+        assert!(
+            left[1].contains("papers-7.log") && left[1].contains("does not name"),
+            "{left:?}"
+        );
+
+        let mut w = Writer::open_for_ingest(dir.path(), &WriteOptions::default()).unwrap();
+        assert!(w.compacted.is_none(), "nothing dead is left to compact");
+        assert!(!old.exists(), "the retired log is deleted on open");
+        assert!(
+            unnamed.exists(),
+            "an unnamed log is not the writer's to delete"
+        );
+        let warned = &w.library().warnings;
+        assert!(
+            warned.iter().any(|l| l.contains("papers-1.log")),
+            "{warned:?}"
+        );
+        w.add_paper(paper("p9", "Another title")).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let lib = Library::open(dir.path()).unwrap();
+        assert!(lib.manifest().retired.is_empty(), "cleared at the commit");
+        assert_eq!(ids(&lib), vec!["p3", "p4", "p5", "p9"]);
+        assert_eq!(lib.leftovers().len(), 1, "{:?}", lib.leftovers());
     }
 
     /// A reader that read the manifest just before a compaction switched it

@@ -29,6 +29,12 @@ pub struct Manifest {
     pub vectors: LogState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelStamp>,
+    /// Logs a compaction replaced. Every record they held that still
+    /// counts is in the logs named above, so they are dead; a crash between
+    /// the switch and their deletion leaves them on disk, and the next
+    /// writer deletes them (`Writer::open`). Cleared once they are gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

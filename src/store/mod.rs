@@ -718,6 +718,21 @@ impl<M: Mode> Library<M> {
                 ));
             }
         }
+        let retired = compact::retired_on_disk(&self.root, &self.manifest);
+        for p in &retired {
+            out.push(format!(
+                "{}: log replaced by a compaction (dead; the next writer deletes it)",
+                p.display()
+            ));
+        }
+        for p in compact::unnamed_logs(&self.root, &self.manifest) {
+            if !retired.contains(&p) {
+                out.push(format!(
+                    "{}: log the manifest does not name, not read (a compaction or repair in progress or an interrupted one)",
+                    p.display()
+                ));
+            }
+        }
         out
     }
 }
@@ -795,6 +810,18 @@ impl<M: Mode> Writer<M> {
                 "removed {} temp file(s) left by a papermap process that is gone: {}",
                 removed.len(),
                 removed
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let retired = compact::delete_retired(root, &lib.manifest);
+        if !retired.is_empty() {
+            lib.warnings.push(format!(
+                "deleted {} log(s) a compaction had replaced (an interrupted one left them): {}",
+                retired.len(),
+                retired
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
@@ -1021,6 +1048,8 @@ impl<M: Mode> Writer<M> {
         m.vectors.records += self.pending_vectors;
         m.generation += 1;
         m.version = manifest::FORMAT_VERSION;
+        let root = &self.lib.root;
+        m.retired.retain(|f| root.join(f).exists());
         if self.lib.has_removals {
             m.min_reader_version = m.min_reader_version.max(REMOVAL_MIN_READER);
         }
@@ -1059,6 +1088,7 @@ fn compact_vectors<M: Mode>(lib: &mut Library<M>) -> Result<()> {
         records: rows.len() as u64,
     };
     m.generation += 1;
+    m.retired.push(old.clone());
     m.write(&lib.root.join(MANIFEST))?;
     app.mark_committed(bytes);
     lib.manifest = m;

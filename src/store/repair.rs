@@ -85,6 +85,8 @@ pub struct RepairReport {
     pub kept_originals: Vec<PathBuf>,
     /// Dead records (replaced, removed) dropped from the papers log.
     pub compacted: Option<super::compact::Compacted>,
+    /// Logs a compaction replaced that a crash had left on disk, deleted.
+    pub deleted_retired: Vec<PathBuf>,
 }
 
 impl RepairReport {
@@ -95,6 +97,7 @@ impl RepairReport {
             && self.removed_temp_files.is_empty()
             && self.cut_tails.is_empty()
             && self.compacted.is_none()
+            && self.deleted_retired.is_empty()
     }
 
     /// Lost paper records (ranges of the papers log).
@@ -172,6 +175,12 @@ impl RepairReport {
         }
         if let Some(c) = &self.compacted {
             out.push(c.line());
+        }
+        for p in &self.deleted_retired {
+            out.push(format!(
+                "deleted {}: a log a compaction had replaced (an interrupted one left it)",
+                p.display()
+            ));
         }
         if !self.removed_temp_files.is_empty() {
             out.push(format!(
@@ -294,6 +303,7 @@ pub fn repair(root: &Path, opts: &RepairOptions) -> Result<RepairReport> {
     if super::compact::dead_records(&lib) > 0 {
         report.compacted = Some(super::compact::compact_papers(&mut lib)?);
     }
+    report.deleted_retired = super::compact::delete_retired(root, &lib.manifest);
     Ok(report)
 }
 
@@ -700,7 +710,10 @@ fn repair_vectors(root: &Path, m: &mut Manifest, report: &mut RepairReport) -> R
         VECTORS_MAGIC,
         &scan,
         |p| is_vector(p, dim),
-        |m, s| m.vectors = s,
+        |m, s| {
+            m.retired.push(name.clone());
+            m.vectors = s
+        },
     )?;
     let lost = scan.lost().count() as u64 + wrong_size;
     report.vectors_rewritten = Some((next, kept, lost));
