@@ -20,6 +20,7 @@ pub mod lock;
 pub mod log;
 pub mod manifest;
 mod repair;
+mod vecs;
 
 use std::collections::HashMap;
 use std::fs;
@@ -156,7 +157,12 @@ fn manifest_missing(root: &Path) -> Error {
     }
 }
 
-fn add_identity(map: &mut HashMap<u64, Vec<usize>>, keys: Vec<String>, row: usize) {
+/// The maps of a library's ids and identity keys: a million entries are
+/// built at every open, and SipHash was 5% of that; foldhash is seeded per
+/// process all the same.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+fn add_identity(map: &mut FastMap<u64, Vec<usize>>, keys: Vec<String>, row: usize) {
     for k in keys {
         let rows = map.entry(key_hash(&k)).or_default();
         if !rows.contains(&row) {
@@ -272,15 +278,15 @@ pub struct Library<M: Mode = Full> {
     /// the log on demand, and vectors are not loaded: memory does not grow
     /// with the text of the library.
     mode: std::marker::PhantomData<M>,
-    by_id: HashMap<String, usize>,
+    by_id: FastMap<String, usize>,
     /// Identity keys (see `Paper::identity_keys`) hashed to 64 bits: three
     /// keys per paper stay small however long the titles are.
     /// Built on first use from `papers` (a reader that resolves by id never
     /// pays for normalising every title), or kept from the start in lean
     /// mode, where `papers` stays empty.
-    by_identity: std::sync::OnceLock<HashMap<u64, Vec<usize>>>,
-    vec_rows: HashMap<VecKey, usize>,
-    vec_data: Vec<f32>,
+    by_identity: std::sync::OnceLock<FastMap<u64, Vec<usize>>>,
+    /// The vector cache (`vecs.rs`): the log mapped, plus what was added.
+    vecs: vecs::VecCache,
     dim: usize,
     /// Damage found and worked around while opening (reported to the user).
     pub warnings: Vec<String>,
@@ -381,21 +387,21 @@ impl<M: Mode> Library<M> {
         });
         let by_identity = std::sync::OnceLock::new();
         if M::LEAN {
-            let _ = by_identity.set(HashMap::new());
+            let _ = by_identity.set(FastMap::default());
         }
+        let dim = manifest.model.as_ref().map_or(0, |m| m.dim);
         let mut lib = Library {
             root: root.to_path_buf(),
-            dim: manifest.model.as_ref().map_or(0, |m| m.dim),
+            dim,
             manifest,
             papers: Vec::new(),
             offsets: Vec::new(),
             years: Vec::new(),
             sources: Vec::new(),
             mode: std::marker::PhantomData,
-            by_id: HashMap::new(),
+            by_id: FastMap::default(),
             by_identity,
-            vec_rows: HashMap::new(),
-            vec_data: Vec::new(),
+            vecs: vecs::VecCache::new(dim),
             warnings: Vec::new(),
             vectors_damaged: false,
             vectors_loaded: false,
@@ -413,6 +419,17 @@ impl<M: Mode> Library<M> {
         // Rows of removed papers are dropped once, after the scan (a removal
         // is O(1) while reading, the compaction O(papers)).
         let mut dead: Vec<usize> = Vec::new();
+        // Every record is at most one paper, and takes more than 16 bytes:
+        // the tables never grow again, and a damaged count reserves no more
+        // than the file could hold.
+        let n = self.manifest.papers.records.min(committed / 16) as usize;
+        self.by_id.reserve(n);
+        self.offsets.reserve(n);
+        self.years.reserve(n);
+        self.sources.reserve(n);
+        if !M::LEAN {
+            self.papers.reserve(n);
+        }
         let scan = log::scan_with(
             &path,
             PAPERS_MAGIC,
@@ -521,11 +538,32 @@ impl<M: Mode> Library<M> {
         self.vectors_loaded = true;
         let path = self.root.join(&self.manifest.vectors.file);
         let dim = self.dim;
-        let scan = log::scan(
+        let committed = self.manifest.vectors.bytes;
+        let expected = 16 + 4 * dim;
+        self.vecs.map(
+            &path,
+            committed,
+            self.manifest
+                .vectors
+                .records
+                .min(committed / expected.max(1) as u64) as usize,
+        )?;
+        let mut wrong_size = Vec::new();
+        let vecs = &mut self.vecs;
+        let scan = log::scan_with(
             &path,
             VECTORS_MAGIC,
-            self.manifest.vectors.bytes,
+            committed,
             &|p: &[u8]| is_vector(p, dim),
+            &mut |record, offset, payload| {
+                if dim == 0 || payload.len() != expected {
+                    wrong_size.push((record, payload.len()));
+                } else {
+                    let key: VecKey = payload[..16].try_into().expect("16 bytes");
+                    vecs.insert_mapped(key, offset + 8, &payload[16..]);
+                }
+                Ok(())
+            },
         )?;
         for d in &scan.damage {
             self.vectors_damaged = true;
@@ -543,25 +581,12 @@ impl<M: Mode> Library<M> {
                 }
             ));
         }
-        for (record, payload) in scan.payloads {
-            if self.dim == 0 || payload.len() != 16 + 4 * self.dim {
-                self.vectors_damaged = true;
-                self.warnings.push(format!(
-                    "{}: vector record {record} has {} bytes, expected {}; it will be embedded again",
-                    path.display(),
-                    payload.len(),
-                    16 + 4 * self.dim
-                ));
-                continue;
-            }
-            let key: VecKey = payload[..16].try_into().expect("16 bytes");
-            let row = self.vec_data.len() / self.dim;
-            self.vec_data.extend(
-                payload[16..]
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
-            );
-            self.vec_rows.insert(key, row);
+        for (record, len) in wrong_size {
+            self.vectors_damaged = true;
+            self.warnings.push(format!(
+                "{}: vector record {record} has {len} bytes, expected {expected}; it will be embedded again",
+                path.display(),
+            ));
         }
         Ok(())
     }
@@ -602,9 +627,9 @@ impl<M: Mode> Library<M> {
         }
     }
 
-    fn identity_index(&self) -> &HashMap<u64, Vec<usize>> {
+    fn identity_index(&self) -> &FastMap<u64, Vec<usize>> {
         self.by_identity.get_or_init(|| {
-            let mut map = HashMap::new();
+            let mut map = FastMap::default();
             for (i, p) in self.papers.iter().enumerate() {
                 add_identity(&mut map, p.identity_keys(), i);
             }
@@ -672,13 +697,11 @@ impl<M: Mode> Library<M> {
 
     /// The cached vector for a content key.
     pub fn vector(&self, key: &VecKey) -> Option<&[f32]> {
-        self.vec_rows
-            .get(key)
-            .map(|&r| &self.vec_data[r * self.dim..(r + 1) * self.dim])
+        self.vecs.get(key)
     }
 
     pub fn cached_vectors(&self) -> usize {
-        self.vec_rows.len()
+        self.vecs.len()
     }
 
     pub fn derived_dir(&self) -> PathBuf {
@@ -1006,6 +1029,7 @@ impl<M: Mode> Writer<M> {
                     dim,
                 });
                 self.lib.dim = dim;
+                self.lib.vecs.set_dim(dim);
                 self.lib.fingerprint = std::sync::OnceLock::new();
                 Ok(())
             }
@@ -1019,7 +1043,7 @@ impl<M: Mode> Writer<M> {
                 received: v.len(),
             });
         }
-        if self.lib.vec_rows.contains_key(&key) {
+        if self.lib.vecs.contains(&key) {
             return Ok(());
         }
         let mut payload = Vec::with_capacity(16 + 4 * v.len());
@@ -1029,9 +1053,7 @@ impl<M: Mode> Writer<M> {
         }
         self.vectors_log.append(&payload)?;
         self.pending_vectors += 1;
-        let row = self.lib.vec_data.len() / self.lib.dim;
-        self.lib.vec_data.extend_from_slice(v);
-        self.lib.vec_rows.insert(key, row);
+        self.lib.vecs.insert(key, v);
         Ok(())
     }
 
@@ -1071,21 +1093,21 @@ fn compact_vectors<M: Mode>(lib: &mut Library<M>) -> Result<()> {
     let next = next_log_name("vectors", &old);
     let path = lib.root.join(&next);
     let mut app = Appender::open(&path, VECTORS_MAGIC, 0)?;
-    let mut rows: Vec<(VecKey, usize)> = lib.vec_rows.iter().map(|(k, r)| (*k, *r)).collect();
-    rows.sort_by_key(|(_, r)| *r);
-    for (key, r) in &rows {
+    let rows = lib.vecs.in_log_order();
+    for (key, v) in &rows {
         let mut payload = key.to_vec();
-        for x in &lib.vec_data[r * lib.dim..(r + 1) * lib.dim] {
+        for x in *v {
             payload.extend_from_slice(&x.to_le_bytes());
         }
         app.append(&payload)?;
     }
+    let rows = rows.len();
     let bytes = app.sync()?;
     let mut m = lib.manifest.clone();
     m.vectors = LogState {
         file: next,
         bytes,
-        records: rows.len() as u64,
+        records: rows as u64,
     };
     m.generation += 1;
     m.retired.push(old.clone());
@@ -1096,7 +1118,7 @@ fn compact_vectors<M: Mode>(lib: &mut Library<M>) -> Result<()> {
     let _ = fs::remove_file(lib.root.join(old));
     lib.warnings.push(format!(
         "vector cache rewritten from its {} intact records",
-        rows.len()
+        rows
     ));
     lib.vectors_damaged = false;
     Ok(())
