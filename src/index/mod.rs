@@ -347,12 +347,16 @@ impl Matrix {
         }
         #[cfg(target_endian = "little")]
         {
+            use std::io::Read;
+            // The header is read with a read call, not through the map: the
+            // writer's append rewrites it in place.
+            let mut h = [0u8; MATRIX_HEADER];
+            (&f).read_exact(&mut h).ok()?;
             // SAFETY: derived files are replaced by rename; the only write
-            // in place is the writer's append (`append_rows`), after the
-            // rows this map reads and to the header, which is read only
-            // here, before those rows are used.
+            // in place is the writer's append (`append_rows`), to the header
+            // (never read through this map) and after the rows this map
+            // reads.
             let map = unsafe { memmap2::MmapOptions::new().len(end).map(&f) }.ok()?;
-            let h = &map[..MATRIX_HEADER];
             let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4"));
             let fp_len = h[28] as usize;
             if &h[..8] != MATRIX_MAGIC
