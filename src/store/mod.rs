@@ -828,28 +828,25 @@ impl<M: Mode> Writer<M> {
             m.write(&root.join(MANIFEST))?;
         }
         let mut lib = Library::<M>::open_mode(root)?;
-        if !removed.is_empty() {
-            lib.warnings.push(format!(
-                "removed {} temp file(s) left by a papermap process that is gone: {}",
-                removed.len(),
-                removed
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        let retired = compact::delete_retired(root, &lib.manifest);
-        if !retired.is_empty() {
-            lib.warnings.push(format!(
-                "deleted {} log(s) a compaction had replaced (an interrupted one left them): {}",
-                retired.len(),
-                retired
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        let cleaned = [
+            (
+                "temp file(s) left by a papermap process that is gone",
+                removed,
+            ),
+            (
+                "log(s) a compaction had replaced (an interrupted one left them)",
+                compact::delete_retired(root, &lib.manifest),
+            ),
+        ];
+        for (what, paths) in cleaned {
+            if !paths.is_empty() {
+                let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                lib.warnings.push(format!(
+                    "removed {} {what}: {}",
+                    paths.len(),
+                    list.join(", ")
+                ));
+            }
         }
         if !M::LEAN {
             lib.load_vectors()?;
