@@ -357,6 +357,52 @@ mod tests {
         assert_eq!(lib.leftovers().len(), 1, "{:?}", lib.leftovers());
     }
 
+    /// A retired log is the only intact copy of what a later damage to the
+    /// current log lost: `check --repair` keeps it (no longer retired, so
+    /// no writer deletes it) and names it.
+    #[test]
+    fn repair_keeps_a_retired_log_when_the_current_one_lost_records() {
+        let dir = tempfile::tempdir().unwrap();
+        library(dir.path(), 6);
+        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
+        w.remove_papers(&["p0".into(), "p1".into(), "p2".into()])
+            .unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let old = dir.path().join("papers-1.log");
+        let old_bytes = fs::read(&old).unwrap();
+        drop(Writer::open(dir.path(), &WriteOptions::default()).unwrap());
+        fs::write(&old, &old_bytes).unwrap();
+        // Damage the middle of p4's record in the compacted log.
+        let new = dir.path().join("papers-2.log");
+        let mut b = fs::read(&new).unwrap();
+        let at = b.windows(2).position(|w| w == b"p4").unwrap() + 12;
+        b[at] ^= 0x55;
+        fs::write(&new, &b).unwrap();
+        assert!(Writer::open(dir.path(), &WriteOptions::default()).is_err());
+        let r = repair(dir.path(), &RepairOptions::default()).unwrap();
+        assert_eq!(r.lost_papers().count(), 1, "{:?}", r.lines());
+        assert_eq!(r.older_logs, vec![old.clone()]);
+        assert!(r.deleted_retired.is_empty());
+        assert!(
+            r.lines()
+                .iter()
+                .any(|l| l.contains("papers-1.log") && l.contains("lost records")),
+            "{:?}",
+            r.lines()
+        );
+        assert!(old.exists());
+        let lib = Library::open(dir.path()).unwrap();
+        assert!(
+            lib.manifest()
+                .retired
+                .iter()
+                .all(|f| !f.starts_with("papers-"))
+        );
+        drop(Writer::open(dir.path(), &WriteOptions::default()).unwrap());
+        assert!(old.exists(), "no writer deletes it now");
+    }
+
     /// A reader that read the manifest just before a compaction switched it
     /// finds its log gone: that error (and only that one) makes it read again.
     #[test]

@@ -193,7 +193,14 @@ impl Manifest {
         };
         let mut text = serde_json::to_string_pretty(&env).expect("manifest serialises");
         text.push('\n');
-        write_atomic(path, text.as_bytes())
+        replace_file(path, text.as_bytes())?;
+        // The commit is visible from the rename on: an error now would make
+        // the caller treat it as failed and cut log bytes this manifest
+        // counts. A failed directory sync only means the commit may not
+        // survive a power cut, and then the library is the previous commit,
+        // intact (its logs' extra bytes are cut by the next writer).
+        let _ = sync_dir(path.parent().unwrap_or(Path::new(".")));
+        Ok(())
     }
 }
 
@@ -231,7 +238,12 @@ pub fn read_checked_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<
 /// `temp_path`), fsync, rename, fsync the directory. On failure (a full
 /// disk) the temp file is removed at once.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    replace_file(path, bytes)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// `write_atomic` without the directory sync: temp file, fsync, rename.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
     let written = (|| {
         let mut f = File::create(&tmp).at(&tmp)?;
@@ -242,8 +254,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    written?;
-    sync_dir(dir)
+    written
 }
 
 /// The temp file a write of `path` goes through: `.NAME.tmp.PID`, in the

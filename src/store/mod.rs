@@ -464,6 +464,15 @@ impl<M: Mode> Library<M> {
             return Err(self.papers_damage(&path, d, scan.damage.len()));
         }
         self.drop_rows(&dead);
+        // Reserved for every record: give back what replaced and removed
+        // ones left unused.
+        if self.offsets.len() < self.offsets.capacity() / 2 {
+            self.by_id.shrink_to_fit();
+            self.offsets.shrink_to_fit();
+            self.years.shrink_to_fit();
+            self.sources.shrink_to_fit();
+            self.papers.shrink_to_fit();
+        }
         Ok(())
     }
 

@@ -87,6 +87,9 @@ pub struct RepairReport {
     pub compacted: Option<super::compact::Compacted>,
     /// Logs a compaction replaced that a crash had left on disk, deleted.
     pub deleted_retired: Vec<PathBuf>,
+    /// Older papers logs a compaction had replaced, kept because the current
+    /// log lost records they may still hold.
+    pub older_logs: Vec<PathBuf>,
 }
 
 impl RepairReport {
@@ -175,6 +178,12 @@ impl RepairReport {
         }
         if let Some(c) = &self.compacted {
             out.push(c.line());
+        }
+        for p in &self.older_logs {
+            out.push(format!(
+                "kept {}: an older papers log a compaction had replaced; it may still hold the lost records (papermap does not read it; remove it when you no longer need it)",
+                p.display()
+            ));
         }
         for p in &self.deleted_retired {
             out.push(format!(
@@ -609,6 +618,15 @@ fn repair_papers(root: &Path, m: &mut Manifest, report: &mut RepairReport) -> Re
     if scan.damage.is_empty() && bad_json.is_empty() {
         return Ok(());
     }
+    // An older papers log a compaction retired may hold intact copies of
+    // what is lost here: it is no longer retired (no writer deletes it),
+    // and the report names it.
+    let loses = scan.lost().next().is_some() || !bad_json.is_empty();
+    let (older, still): (Vec<String>, Vec<String>) = std::mem::take(&mut m.retired)
+        .into_iter()
+        .partition(|f| loses && f.starts_with("papers-") && root.join(f).exists());
+    m.retired = still;
+    report.older_logs.extend(older.iter().map(|f| root.join(f)));
     let kept_ids: HashSet<String> = papers_of(&scan).into_iter().map(|p| p.id).collect();
     let bytes = if scan.lost().next().is_some() {
         fs::read(&path).at(&path)?

@@ -65,7 +65,11 @@ impl VecCache {
         if committed == 0 || self.dim == 0 {
             return Ok(());
         }
-        let file = std::fs::File::open(path).at(path)?;
+        // A log that cannot be opened is left to the scan, whose error
+        // says so (and tells a log a writer just replaced from damage).
+        let Ok(file) = std::fs::File::open(path) else {
+            return Ok(());
+        };
         let len = committed.min(file.metadata().at(path)?.len()) as usize;
         // SAFETY: see the module header: the committed range of a log never
         // changes while it is mapped.
@@ -123,12 +127,11 @@ impl VecCache {
         }
         let map = self.map.as_ref().expect("a mapped slot has a map");
         let bytes = &map[slot as usize..slot as usize + 4 * d];
-        // SAFETY: `insert_mapped` checked the bytes are in the map at a
-        // 4-byte-aligned offset (the map starts page-aligned) on a
-        // little-endian machine, and any bit pattern is an f32.
-        let (head, floats, tail) = unsafe { bytes.align_to::<f32>() };
-        debug_assert!(head.is_empty() && tail.is_empty());
-        floats
+        assert!(bytes.as_ptr().cast::<f32>().is_aligned());
+        // SAFETY: the bytes are in the map (sliced above), aligned for f32
+        // (checked above), little-endian (`insert_mapped`), and any bit
+        // pattern is an f32; the map lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), d) }
     }
 
     pub(crate) fn len(&self) -> usize {
