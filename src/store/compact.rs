@@ -299,6 +299,25 @@ mod tests {
         assert!(lib.leftovers().is_empty(), "{:?}", lib.leftovers());
     }
 
+    /// Six papers, three removed, compacted by the next writer's open into
+    /// `papers-2.log`, then `papers-1.log` put back: the state a kill
+    /// between the manifest switch and the delete leaves. Returns its path.
+    fn killed_after_the_switch(root: &Path) -> std::path::PathBuf {
+        library(root, 6);
+        let mut w = Writer::open(root, &WriteOptions::default()).unwrap();
+        w.remove_papers(&["p0".into(), "p1".into(), "p2".into()])
+            .unwrap();
+        w.commit().unwrap();
+        drop(w);
+        let old = root.join("papers-1.log");
+        let old_bytes = fs::read(&old).unwrap();
+        let w = Writer::open(root, &WriteOptions::default()).unwrap();
+        assert!(w.compacted.is_some());
+        drop(w);
+        fs::write(&old, &old_bytes).unwrap();
+        old
+    }
+
     /// Killed between the manifest switch and the old log's deletion: the
     /// old log is named as retired, `check` lists it, the next writer
     /// deletes it and its commit clears the list. A log the manifest does
@@ -307,19 +326,7 @@ mod tests {
     #[test]
     fn a_log_a_killed_compaction_left_is_deleted_by_the_next_writer() {
         let dir = tempfile::tempdir().unwrap();
-        library(dir.path(), 6);
-        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
-        w.remove_papers(&["p0".into(), "p1".into(), "p2".into()])
-            .unwrap();
-        w.commit().unwrap();
-        drop(w);
-        let old = dir.path().join("papers-1.log");
-        let old_bytes = fs::read(&old).unwrap();
-        let w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
-        assert!(w.compacted.is_some());
-        drop(w);
-        // The kill: the switch happened, the delete did not.
-        fs::write(&old, &old_bytes).unwrap();
+        let old = killed_after_the_switch(dir.path());
         let unnamed = dir.path().join("papers-7.log");
         fs::write(&unnamed, b"not a log").unwrap();
         let lib = Library::open(dir.path()).unwrap();
@@ -363,16 +370,7 @@ mod tests {
     #[test]
     fn repair_keeps_a_retired_log_when_the_current_one_lost_records() {
         let dir = tempfile::tempdir().unwrap();
-        library(dir.path(), 6);
-        let mut w = Writer::open(dir.path(), &WriteOptions::default()).unwrap();
-        w.remove_papers(&["p0".into(), "p1".into(), "p2".into()])
-            .unwrap();
-        w.commit().unwrap();
-        drop(w);
-        let old = dir.path().join("papers-1.log");
-        let old_bytes = fs::read(&old).unwrap();
-        drop(Writer::open(dir.path(), &WriteOptions::default()).unwrap());
-        fs::write(&old, &old_bytes).unwrap();
+        let old = killed_after_the_switch(dir.path());
         // Damage the middle of p4's record in the compacted log.
         let new = dir.path().join("papers-2.log");
         let mut b = fs::read(&new).unwrap();
